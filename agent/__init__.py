@@ -1,0 +1,104 @@
+"""studiolm-agent: the studiolm chat-completions API for any chat model.
+
+``import agent as studiolm`` makes the studiolm documentation samples run as written::
+
+    client = studiolm.Client()          # embedded default: SmolLM2 + offline Wikipedia index
+    response = client.chat.completions.create(
+        model="smollm2-135m-instruct",
+        messages=[{"role": "user", "content": "Who directed 2001: A Space Odyssey?"}],
+        web_search="force",
+    )
+    print(response["choices"][0]["message"]["content"], response["citations"])
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from agent._exceptions import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    GraphLimitError,
+    InternalServerError,
+    ModelError,
+    NotFoundError,
+    OutputValidationError,
+    RateLimitError,
+    StudiolmError,
+    UpstreamBadRequestError,
+    UpstreamNotFoundError,
+    UsageError,
+)
+from agent._models import (
+    Capabilities,
+    Message,
+    ModelBackend,
+    ModelEvent,
+    ModelRequest,
+    ModelResult,
+    SamplingParams,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
+from agent._scripted import ScriptedCall, ScriptedModel, ScriptedReply
+from agent._types import ChatCompletion, ChatCompletionChunk, ModelList, WireObject
+
+if TYPE_CHECKING:
+    from agent._client import AsyncClient, AsyncStream, Client, Stream
+
+# The clients run the graphs, and the graphs use this package's model interface. Loading the
+# clients on first access lets `import graphs` work before (or without) `import agent`.
+_LAZY = {"AsyncClient", "AsyncStream", "Client", "Stream"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from agent import _client
+
+        return getattr(_client, name)
+    raise AttributeError(f"module 'agent' has no attribute {name!r}")
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncClient",
+    "AsyncStream",
+    "AuthenticationError",
+    "BadRequestError",
+    "Capabilities",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "Client",
+    "GraphLimitError",
+    "InternalServerError",
+    "Message",
+    "ModelBackend",
+    "ModelError",
+    "ModelEvent",
+    "ModelList",
+    "ModelRequest",
+    "ModelResult",
+    "NotFoundError",
+    "OutputValidationError",
+    "RateLimitError",
+    "SamplingParams",
+    "ScriptedCall",
+    "ScriptedModel",
+    "ScriptedReply",
+    "Stream",
+    "StudiolmError",
+    "TextDelta",
+    "ToolCall",
+    "ToolSpec",
+    "UpstreamBadRequestError",
+    "UpstreamNotFoundError",
+    "Usage",
+    "UsageError",
+    "WireObject",
+]

@@ -1,0 +1,162 @@
+"""The ``studiolm`` command line.
+
+* ``studiolm ask "question" [--web-search auto|force|images] [--model M] [--json] [--no-stream] [--raw]``
+  streams the steps (to stderr) and the answer (to stdout), then the numbered sources.
+  ``--json`` asks for JSON mode (``response_format="json"``); ``--raw`` prints the wire chunks or
+  response as JSON instead of the readable view.
+* ``studiolm index [PATH]`` builds the local full-text index: over the folder PATH, or over the
+  offline Wikipedia corpus when no PATH is given. ``studiolm ask --index DB`` searches that index.
+* ``studiolm models`` lists the models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from agent._client import Client
+from agent._exceptions import StudiolmError
+from tools import SearchBackend, ToolsError
+
+__all__ = ["main"]
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``studiolm`` console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (StudiolmError, ToolsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="studiolm", description="studiolm chat completions with web search.")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    ask = sub.add_parser("ask", help="ask a question, showing the steps and sources")
+    ask.add_argument("question")
+    ask.add_argument("--web-search", choices=["off", "auto", "force", "images"], default="off")
+    ask.add_argument("--model", default=None, help=f"model id (default: {DEFAULT_MODEL} or the first listed)")
+    ask.add_argument("--json", action="store_true", help="JSON mode (response_format='json')")
+    ask.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
+    ask.add_argument("--raw", action="store_true", help="print the wire chunks / response as JSON")
+    ask.add_argument("--max-tokens", type=int, default=300)
+    ask.add_argument("--temperature", type=float, default=0.2)
+    ask.add_argument("--search", choices=["auto", "web", "local", "none"], default=None,
+                     help="search backend (default: $STUDIOLM_SEARCH or auto = web, then offline index)")
+    ask.add_argument("--index", type=Path, default=None, help="search this index file (from `studiolm index`)")
+    ask.set_defaults(run=_ask)
+    index = sub.add_parser("index", help="build a local full-text index")
+    index.add_argument("path", nargs="?", type=Path, help="folder of .txt/.md/.html files (default: offline corpus)")
+    index.add_argument("--db", type=Path, default=None, help="where to write the index")
+    index.set_defaults(run=_index)
+    models = sub.add_parser("models", help="list the models")
+    models.set_defaults(run=_models)
+    return parser
+
+
+def _ask(args: argparse.Namespace) -> int:
+    search: SearchBackend | str | None = _open_index(args.index) if args.index else args.search
+    with Client(search=search) as client:
+        params: dict[str, Any] = {
+            "model": args.model or _default_model(client),
+            "messages": [{"role": "user", "content": args.question}],
+            "web_search": False if args.web_search == "off" else args.web_search,
+            "max_tokens": args.max_tokens,
+            "temperature": args.temperature,
+            "response_format": "json" if args.json else None,
+        }
+        if args.no_stream:
+            response = client.chat.completions.create(**params)
+            _print_response(response, raw=args.raw)
+        else:
+            with client.chat.completions.create(**params, stream=True) as stream:
+                for chunk in stream:
+                    _print_chunk(chunk, raw=args.raw)
+    return 0
+
+
+def _default_model(client: Client) -> str:
+    ids = [m["id"] for m in client.models.list()["data"]]
+    return DEFAULT_MODEL if DEFAULT_MODEL in ids or not ids else str(ids[0])
+
+
+def _print_chunk(chunk: dict[str, Any], *, raw: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+    if raw:
+        print(json.dumps(chunk), file=out, flush=True)
+        return
+    if "step" in chunk:
+        print(f"  · {_describe(chunk['step'])}", file=err, flush=True)
+    choice = chunk["choices"][0]
+    print(choice["delta"].get("content", ""), end="", file=out, flush=True)
+    if choice.get("finish_reason"):
+        print(file=out)
+        _print_sources(chunk, out)
+
+
+def _print_response(response: dict[str, Any], *, raw: bool, out: TextIO = sys.stdout) -> None:
+    if raw:
+        print(json.dumps(response, indent=2), file=out)
+        return
+    print(response["choices"][0]["message"]["content"], file=out)
+    _print_sources(response, out)
+
+
+def _print_sources(body: dict[str, Any], out: TextIO) -> None:
+    info = body.get("web_search")
+    if info is None:
+        return
+    for n, result in enumerate(body.get("search_results", []), 1):
+        print(f"[{n}] {result['title']} — {result['url']}", file=out)
+    for n, image in enumerate(body.get("images", []), 1):
+        print(f"[{n}] {image['title']} — {image['source_url']}", file=out)
+    if info.get("errors"):
+        print("search errors: " + "; ".join(info["errors"]), file=out)
+
+
+def _describe(step: dict[str, Any]) -> str:
+    kind = step["type"]
+    details = {
+        "search.started": lambda s: f"searching {s['kind']}: {s['query']!r}",
+        "search.completed": lambda s: f"{len(s['results'])} results from {s['backend']}"
+        + "".join(f"\n      [{r['id']}] {r['title']}" for r in s["results"]),
+        "search.fallback": lambda s: f"{s['backend']} unavailable ({s['reason']}); falling back",
+        "search.failed": lambda s: f"search failed: {s['error']}",
+        "search.decided": lambda s: ("searching" if s["search"] else "not searching") + f": {s['reason']}",
+        "query.planned": lambda s: f"query ({s['planner']}): {s['query']!r}",
+        "images.completed": lambda s: f"{len(s['images'])} images from {s['backend']}",
+        "generation.started": lambda s: f"generating with {s['model']} (call {s['attempt']})",
+    }
+    describe = details.get(kind)
+    return f"{kind}: {describe(step)}" if describe else f"{kind}: {json.dumps(step)}"
+
+
+def _open_index(path: Path) -> SearchBackend:
+    from tools import LocalIndex
+
+    return LocalIndex.open(path)
+
+
+def _index(args: argparse.Namespace) -> int:
+    from tools import LocalIndex
+
+    index = LocalIndex.from_folder(args.path, db_path=args.db) if args.path else LocalIndex.from_corpus(
+        cache_dir=args.db)
+    print(f"index ready: {index.db_path} ({index.document_count} documents)")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    with Client(search="none") as client:
+        for model in client.models.list()["data"]:
+            print(model["id"])
+    return 0

@@ -1,0 +1,270 @@
+"""``AsyncClient`` (the core) and ``Client`` (a thin sync wrapper over it).
+
+``client.chat.completions.create(...)`` validates every parameter, checks the model exists, then
+runs the chat graph; with ``stream=True`` it returns an iterator of chunks, otherwise the finished
+``ChatCompletion``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from typing import Any, TypeVar
+
+import httpx
+
+from agent._config import resolve_model_backend, resolve_search
+from agent._exceptions import BadRequestError
+from agent._models import ModelBackend
+from agent._params import build_request
+from agent._types import ChatCompletion, ChatCompletionChunk, ModelList
+from agent._wire import chunk_stream, completion, new_completion_id, now
+from graphs import ChatDeps, ChatLimits, ChatOutcome, ChatRequest, run_chat
+from tools import SearchBackend
+
+__all__ = ["AsyncClient", "AsyncStream", "Client", "Stream"]
+
+T = TypeVar("T")
+DEFAULT_MAX_RETRIES = 2
+
+
+class AsyncStream:
+    """Async iterator of :class:`ChatCompletionChunk`; ``aclose()`` (or leaving ``async with``) stops the run."""
+
+    def __init__(self, chunks: AsyncIterator[ChatCompletionChunk]) -> None:
+        self._chunks = chunks
+
+    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        return self._chunks
+
+    async def __anext__(self) -> ChatCompletionChunk:
+        return await anext(self._chunks)
+
+    async def aclose(self) -> None:
+        """Stop the run and release the model."""
+        await self._chunks.aclose()  # type: ignore[attr-defined]
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class AsyncClient:
+    """The studiolm chat-completions API, in process.
+
+    With no arguments and no environment it runs the embedded default (SmolLM2 via llama.cpp, the
+    offline Wikipedia index). ``api_key``/``base_url`` (or ``STUDIOLM_API_KEY``/``STUDIOLM_BASE_URL``)
+    drive any OpenAI-compatible endpoint; ``backend=`` takes any :class:`ModelBackend`;
+    ``search=`` any :class:`SearchBackend` or ``"auto"``/``"web"``/``"local"``/``"none"``.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        backend: ModelBackend | None = None,
+        search: SearchBackend | str | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        timeout: float | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        limits: ChatLimits | None = None,
+    ) -> None:
+        self.backend = resolve_model_backend(
+            backend=backend, api_key=api_key, base_url=base_url, http_client=http_client,
+            timeout=timeout, max_retries=max_retries,
+        )
+        self.search = resolve_search(search)
+        self.limits = limits or ChatLimits()
+        self.chat = _AsyncChat(self)
+        self.models = _AsyncModels(self)
+
+    async def aclose(self) -> None:
+        """Release the backends' connections and threads."""
+        await self.backend.aclose()
+        if self.search is not None:
+            await self.search.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _prepare(self, params: dict[str, Any]) -> tuple[ChatRequest, ChatDeps]:
+        stream = params.pop("stream")
+        if not isinstance(stream, bool):
+            raise BadRequestError(f"must be true or false, got {stream!r}", param="stream")
+        request = build_request(**params)
+        await self.backend.check_model(request.model)
+        return request, ChatDeps(model=self.backend, search=self.search, limits=self.limits)
+
+    def _events(self, request: ChatRequest, deps: ChatDeps) -> AsyncIterator[Any]:
+        return run_chat(request, deps, self.backend.capabilities(request.model))
+
+
+class _AsyncCompletions:
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def create(
+        self,
+        *,
+        model: str,
+        messages: list[dict[str, Any]],
+        temperature: float = 0.7,
+        max_tokens: int = 1000,
+        stream: bool = False,
+        top_p: float = 1.0,
+        frequency_penalty: float = 0.0,
+        presence_penalty: float = 0.0,
+        web_search: bool | str = False,
+        response_format: Any = None,
+    ) -> Any:
+        """Create a chat completion (an :class:`AsyncStream` of chunks when ``stream=True``).
+
+        Raises :class:`BadRequestError` naming the parameter for any invalid value, and
+        :class:`NotFoundError` for an unknown model, before anything is generated.
+        """
+        params = dict(locals())
+        del params["self"]
+        request, deps = await self._client._prepare(params)
+        completion_id, created = new_completion_id(), now()
+        events = self._client._events(request, deps)
+        if stream:
+            return AsyncStream(chunk_stream(events, completion_id=completion_id, created=created,
+                                            model=request.model))
+        outcome: ChatOutcome | None = None
+        async for event in events:
+            if isinstance(event, ChatOutcome):
+                outcome = event
+        assert outcome is not None, "run_chat always ends with an outcome"
+        return completion(outcome, completion_id=completion_id, created=created)
+
+
+class _AsyncChat:
+    def __init__(self, client: AsyncClient) -> None:
+        self.completions = _AsyncCompletions(client)
+
+
+class _AsyncModels:
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def list(self) -> ModelList:
+        """The models this client can serve (``GET /v1/models``)."""
+        owner = self._client.backend.name
+        ids = await self._client.backend.list_models()
+        data = [{"id": i, "object": "model", "created": 0, "owned_by": owner} for i in ids]
+        return ModelList({"object": "list", "data": data})
+
+
+# --- the sync wrapper -------------------------------------------------------------------------
+
+
+class _Loop:
+    """A private event loop on a daemon thread: the sync client's bridge to the async core."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="studiolm-client", daemon=True)
+        self._thread.start()
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        future = asyncio.run_coroutine_threadsafe(_as_coroutine(awaitable), self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # e.g. KeyboardInterrupt: stop the work, don't leave it running
+            raise
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+
+
+async def _as_coroutine(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+class Stream:
+    """Iterator of :class:`ChatCompletionChunk`; ``close()`` (or leaving ``with``) stops the run."""
+
+    def __init__(self, loop: _Loop, stream: AsyncStream) -> None:
+        self._loop = loop
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[ChatCompletionChunk]:
+        return self
+
+    def __next__(self) -> ChatCompletionChunk:
+        try:
+            return self._loop.run(self._stream.__anext__())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def close(self) -> None:
+        """Stop the run and release the model."""
+        self._loop.run(self._stream.aclose())
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Client:
+    """Synchronous :class:`AsyncClient`: same arguments, same behaviour, plain calls and iterators."""
+
+    def __init__(self, api_key: str | None = None, base_url: str | None = None, **kwargs: Any) -> None:
+        self._loop = _Loop()
+        self._async = AsyncClient(api_key, base_url, **kwargs)
+        self.chat = _Chat(self)
+        self.models = _Models(self)
+
+    @property
+    def backend(self) -> ModelBackend:
+        """The model backend serving this client."""
+        return self._async.backend
+
+    def close(self) -> None:
+        """Release connections and threads."""
+        try:
+            self._loop.run(self._async.aclose())
+        finally:
+            self._loop.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Completions:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def create(self, **params: Any) -> Any:
+        """Same parameters as :meth:`AsyncClient.chat.completions.create`; a :class:`Stream` when streaming."""
+        result = self._client._loop.run(self._client._async.chat.completions.create(**params))
+        return Stream(self._client._loop, result) if isinstance(result, AsyncStream) else result
+
+
+class _Chat:
+    def __init__(self, client: Client) -> None:
+        self.completions = _Completions(client)
+
+
+class _Models:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def list(self) -> ModelList:
+        """The models this client can serve."""
+        return self._client._loop.run(self._client._async.models.list())

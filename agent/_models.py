@@ -1,0 +1,195 @@
+"""The model-backend interface: what the chat graph asks of any completion model.
+
+A backend turns a :class:`ModelRequest` into a stream of :class:`ModelEvent` items: zero or more
+:class:`TextDelta` pieces, then exactly one :class:`ModelResult` (the whole output, tool calls,
+finish reason and token usage). ``complete`` is derived from ``stream``, so a backend writes its
+generation logic once.
+
+These are our own small typed objects; OpenAI-shaped dicts exist only at the edges (the HTTP
+backend's request body, the SDK's responses).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from agent._exceptions import NotFoundError
+
+__all__ = [
+    "Capabilities",
+    "Message",
+    "ModelBackend",
+    "ModelEvent",
+    "ModelRequest",
+    "ModelResult",
+    "Role",
+    "SamplingParams",
+    "TextDelta",
+    "ToolCall",
+    "ToolSpec",
+    "Usage",
+]
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One function call the model asked for; ``arguments`` is the raw JSON text it wrote."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One conversation turn."""
+
+    role: Role
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A function the model may call: name, description and JSON-schema parameters."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """The studiolm sampling parameters, already validated."""
+
+    temperature: float = 0.7
+    max_tokens: int = 1000
+    top_p: float = 1.0
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRequest:
+    """One call to a model.
+
+    ``json_schema`` asks for output constrained to that schema where the backend can do it
+    (``Capabilities.json_schema``); ``json_object`` asks for any JSON object. ``tool_choice`` is
+    ``"auto"``, ``"none"``, ``"required"`` or the name of one tool.
+    """
+
+    model: str
+    messages: tuple[Message, ...]
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: str = "auto"
+    json_schema: dict[str, Any] | None = None
+    json_object: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts; adding two sums them."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of generated text, as it arrives."""
+
+    text: str
+    type: Literal["text"] = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelResult:
+    """The complete output of one model call (always the last event of a stream)."""
+
+    content: str
+    finish_reason: str = "stop"
+    tool_calls: tuple[ToolCall, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+    type: Literal["result"] = "result"
+
+
+ModelEvent = TextDelta | ModelResult
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a model can do natively; the graph adapts to the answer, the caller never has to."""
+
+    tool_calling: bool = False
+    json_schema: bool = False
+    json_object: bool = False
+
+
+class ModelBackend(abc.ABC):
+    """A source of chat completions (an HTTP endpoint, a local GGUF model, a script)."""
+
+    #: Short name shown in steps and errors, e.g. ``"openai-compatible"``.
+    name: str = "model"
+
+    @abc.abstractmethod
+    async def list_models(self) -> list[str]:
+        """The model ids this backend serves."""
+
+    async def check_model(self, model: str) -> None:
+        """Raise :class:`NotFoundError` (listing what exists) unless this backend serves ``model``."""
+        available = await self.list_models()
+        if model not in available:
+            raise NotFoundError(model, available)
+
+    @abc.abstractmethod
+    def capabilities(self, model: str) -> Capabilities:
+        """What ``model`` supports natively."""
+
+    @abc.abstractmethod
+    def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """Generate: yield :class:`TextDelta` pieces, then exactly one :class:`ModelResult`.
+
+        Closing the iterator early (the caller went away) must stop the generation.
+        """
+
+    async def complete(self, request: ModelRequest) -> ModelResult:
+        """Generate without streaming: the final :class:`ModelResult` of :meth:`stream`."""
+        result: ModelResult | None = None
+        stream = self.stream(request)
+        try:
+            async for event in stream:
+                if isinstance(event, ModelResult):
+                    result = event
+        finally:
+            await _aclose(stream)
+        if result is None:
+            raise RuntimeError(f"{self.name} backend ended its stream without a result")
+        return result
+
+    async def aclose(self) -> None:
+        """Release what the backend holds (HTTP connections, threads). Idempotent."""
+        return None
+
+
+async def _aclose(stream: AsyncIterator[ModelEvent]) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -1,0 +1,159 @@
+"""Validation of chat-completions parameters: wire values in, a :class:`graphs.ChatRequest` out.
+
+Every check runs before any model call and fails with a :class:`BadRequestError` naming the
+parameter (``messages[2].role`` style paths for nested values).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from agent._exceptions import BadRequestError
+from agent._models import Message, SamplingParams, ToolCall
+from graphs import ChatRequest, WebSearchMode
+
+__all__ = ["WEB_SEARCH_VALUES", "build_request", "parse_messages"]
+
+ROLES = ("system", "user", "assistant", "tool")
+WEB_SEARCH_VALUES: dict[object, WebSearchMode] = {
+    False: "off", None: "off", "false": "off", "auto": "auto", "force": "force", "images": "images",
+}
+# (name, low, high) for the float parameters, inclusive.
+RANGES = {
+    "temperature": (0.0, 2.0),
+    "top_p": (0.0, 1.0),
+    "frequency_penalty": (-2.0, 2.0),
+    "presence_penalty": (-2.0, 2.0),
+}
+
+
+def build_request(
+    *,
+    model: Any,
+    messages: Any,
+    temperature: Any = 0.7,
+    max_tokens: Any = 1000,
+    top_p: Any = 1.0,
+    frequency_penalty: Any = 0.0,
+    presence_penalty: Any = 0.0,
+    web_search: Any = False,
+    response_format: Any = None,
+) -> ChatRequest:
+    """Validate every parameter and build the graph's request."""
+    from agent._response_format import parse_response_format  # owns the JSON-mode forms
+
+    floats = {
+        name: _number(name, value)
+        for name, value in [
+            ("temperature", temperature), ("top_p", top_p),
+            ("frequency_penalty", frequency_penalty), ("presence_penalty", presence_penalty),
+        ]
+    }
+    sampling = SamplingParams(max_tokens=_max_tokens(max_tokens), **floats)
+    return ChatRequest(
+        model=_model(model),
+        messages=parse_messages(messages),
+        sampling=sampling,
+        web_search=_web_search(web_search),
+        response_format=parse_response_format(response_format),
+    )
+
+
+def parse_messages(messages: Any) -> tuple[Message, ...]:
+    """OpenAI-style message dicts to :class:`Message` objects, rejecting anything malformed."""
+    if isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Sequence):
+        raise BadRequestError("must be a list of message objects", param="messages")
+    if not messages:
+        raise BadRequestError("must contain at least one message", param="messages")
+    return tuple(_message(i, m) for i, m in enumerate(messages))
+
+
+def _message(index: int, raw: Any) -> Message:
+    where = f"messages[{index}]"
+    if not isinstance(raw, Mapping):
+        raise BadRequestError("must be an object with 'role' and 'content'", param=where)
+    role = raw.get("role")
+    if role not in ROLES:
+        raise BadRequestError(f"role {role!r} is not one of {', '.join(ROLES)}", param=f"{where}.role")
+    tool_calls = _tool_calls(where, raw.get("tool_calls")) if role == "assistant" else ()
+    content = _content(where, raw.get("content"), allow_none=bool(tool_calls))
+    tool_call_id = raw.get("tool_call_id")
+    if role == "tool" and not isinstance(tool_call_id, str):
+        raise BadRequestError("tool messages need a string 'tool_call_id'", param=f"{where}.tool_call_id")
+    name = raw.get("name")
+    if name is not None and not isinstance(name, str):
+        raise BadRequestError("must be a string", param=f"{where}.name")
+    return Message(role=role, content=content, tool_calls=tool_calls,
+                   tool_call_id=tool_call_id if role == "tool" else None, name=name)
+
+
+def _content(where: str, content: Any, *, allow_none: bool) -> str:
+    if content is None and allow_none:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and content:
+        return "".join(_text_part(f"{where}.content[{i}]", p) for i, p in enumerate(content))
+    raise BadRequestError("must be a string or a non-empty list of text parts", param=f"{where}.content")
+
+
+def _text_part(where: str, part: Any) -> str:
+    # Only text parts are supported; refusing others beats silently dropping an image.
+    if isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str):
+        return str(part["text"])
+    kind = part.get("type") if isinstance(part, Mapping) else type(part).__name__
+    raise BadRequestError(f"unsupported content part {kind!r}: only {{'type': 'text'}} parts are accepted",
+                          param=where)
+
+
+def _tool_calls(where: str, raw: Any) -> tuple[ToolCall, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise BadRequestError("must be a list", param=f"{where}.tool_calls")
+    calls = []
+    for i, call in enumerate(raw):
+        fn = call.get("function") if isinstance(call, Mapping) else None
+        if not (isinstance(fn, Mapping) and isinstance(call.get("id"), str) and isinstance(fn.get("name"), str)):
+            raise BadRequestError("needs 'id' and 'function': {'name', 'arguments'}",
+                                  param=f"{where}.tool_calls[{i}]")
+        arguments = fn.get("arguments", "")
+        if not isinstance(arguments, str):
+            raise BadRequestError("must be a JSON string", param=f"{where}.tool_calls[{i}].function.arguments")
+        calls.append(ToolCall(id=call["id"], name=fn["name"], arguments=arguments))
+    return tuple(calls)
+
+
+def _model(model: Any) -> str:
+    if not isinstance(model, str) or not model.strip():
+        raise BadRequestError("must be a non-empty string (see models.list())", param="model")
+    return model
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BadRequestError(f"must be a number, got {value!r}", param=name)
+    low, high = RANGES[name]
+    if not low <= value <= high:
+        raise BadRequestError(f"must be between {low:g} and {high:g}, got {value!r}", param=name)
+    return float(value)
+
+
+def _max_tokens(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequestError(f"must be an integer, got {value!r}", param="max_tokens")
+    if value < 1:
+        raise BadRequestError(f"must be at least 1, got {value!r}", param="max_tokens")
+    return value
+
+
+def _web_search(value: Any) -> WebSearchMode:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = object()  # 0 is not false here: only the documented values are accepted
+    try:
+        return WEB_SEARCH_VALUES[value]
+    except (KeyError, TypeError):
+        pass
+    raise BadRequestError(f'must be false, "auto", "force" or "images", got {value!r}', param="web_search")

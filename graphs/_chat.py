@@ -1,0 +1,117 @@
+"""The chat-completions graph: builder and runner.
+
+::
+
+    START ─┬─ off ─────────────────────────────────────► generate ─► (validate) ─► finish
+           ├─ force ──► plan_query ─► web_search ───────► generate
+           ├─ images ─► plan_query ─► image_search ─────► generate
+           └─ auto ─┬─ tool-calling model ──────────────► generate ─┬─ web_search call ─► web_search ─► generate
+                    └─ other models ─► decide_search ─┬─ search ─► plan_query ─► …
+                                                      └─ answer ─► generate
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from functools import cache
+from typing import Any
+
+from langgraph.errors import GraphRecursionError
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from agent._exceptions import GraphLimitError
+from agent._models import Capabilities, Usage
+from graphs._events import ChatEvent
+from graphs._nodes import (
+    decide_search,
+    finish,
+    generate,
+    image_search,
+    plan_query,
+    route_after_decision,
+    route_after_generate,
+    route_after_plan,
+    route_start,
+    web_search,
+)
+from graphs._state import ChatDeps, ChatOutcome, ChatRequest, ChatState
+from graphs._validate import route_after_validate, validate
+
+__all__ = ["build_chat_graph", "run_chat"]
+
+
+def build_chat_graph() -> CompiledStateGraph[ChatState, ChatDeps, ChatState, ChatState]:
+    """Build and compile the chat graph (see the module docstring for its shape)."""
+    graph = StateGraph(ChatState, context_schema=ChatDeps)
+    for name, node in [
+        ("decide_search", decide_search),
+        ("plan_query", plan_query),
+        ("web_search", web_search),
+        ("image_search", image_search),
+        ("generate", generate),
+        ("validate", validate),
+        ("finish", finish),
+    ]:
+        graph.add_node(name, node)  # type: ignore[call-overload]
+    graph.add_conditional_edges(START, route_start, ["generate", "plan_query", "decide_search"])
+    graph.add_conditional_edges("decide_search", route_after_decision, ["plan_query", "generate"])
+    graph.add_conditional_edges("plan_query", route_after_plan, ["image_search", "web_search"])
+    graph.add_edge("web_search", "generate")
+    graph.add_edge("image_search", "generate")
+    graph.add_conditional_edges("generate", route_after_generate, ["web_search", "validate", "finish"])
+    graph.add_conditional_edges("validate", route_after_validate, ["generate", "finish"])
+    graph.add_edge("finish", END)
+    return graph.compile()
+
+
+@cache
+def _compiled() -> CompiledStateGraph[ChatState, ChatDeps, ChatState, ChatState]:
+    # Compiling is pure and the compiled graph is stateless between runs, so one serves all.
+    return build_chat_graph()
+
+
+async def run_chat(
+    request: ChatRequest, deps: ChatDeps, capabilities: Capabilities
+) -> AsyncIterator[ChatEvent | ChatOutcome]:
+    """Run the graph: yield every step event as it happens, then one :class:`ChatOutcome`."""
+    initial: ChatState = {"request": request, "capabilities": capabilities, "usage": Usage()}
+    final: dict[str, Any] = {}
+    stream = _compiled().astream(
+        initial,
+        {"recursion_limit": deps.limits.step_limit},
+        context=deps,
+        stream_mode=["custom", "values"],
+    )
+    try:
+        async for mode, item in stream:
+            if mode == "custom":
+                yield item
+            else:
+                final = item
+    except GraphRecursionError as exc:
+        raise GraphLimitError(
+            f"the chat graph did not finish within {deps.limits.step_limit} steps", limit=deps.limits.step_limit
+        ) from exc
+    finally:
+        await stream.aclose()
+    yield _outcome(request, final)
+
+
+def _outcome(request: ChatRequest, state: dict[str, Any]) -> ChatOutcome:
+    result = state.get("result")
+    return ChatOutcome(
+        content=state.get("answer", ""),
+        finish_reason=result.finish_reason if result is not None else "stop",
+        model=request.model,
+        mode=request.web_search,
+        sources=tuple(state.get("sources", [])),
+        images=tuple(state.get("images", [])),
+        queries=tuple(state.get("queries", [])),
+        decision=state.get("decision"),
+        search_errors=tuple(state.get("search_errors", [])),
+        usage=state.get("usage", Usage()),
+        model_calls=state.get("model_calls", 0),
+        validation=tuple(state.get("validation", [])),
+        parsed=state.get("parsed"),
+    )

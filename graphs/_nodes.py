@@ -1,0 +1,341 @@
+"""The chat graph's nodes and routers (module-level functions; the builder in ``_chat`` wires them)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Literal
+
+from langgraph.config import get_stream_writer
+from langgraph.runtime import Runtime
+
+from agent._models import Message, ModelRequest, ModelResult, SamplingParams, TextDelta, ToolCall, ToolSpec
+from graphs import _prompts as prompts
+from graphs._events import (
+    GenerationStarted,
+    ImagesFound,
+    QueryPlanned,
+    SearchCompleted,
+    SearchDecided,
+    SearchFailed,
+    SearchFallbackTaken,
+    SearchStarted,
+    Token,
+)
+from graphs._state import ChatDeps, ChatState, SearchDecision
+from tools import ImageResult, SearchError, SearchResult, ToolsUsageError
+
+__all__ = [
+    "decide_search",
+    "finish",
+    "generate",
+    "image_search",
+    "plan_query",
+    "route_after_decision",
+    "route_after_generate",
+    "route_after_plan",
+    "route_start",
+    "web_search",
+]
+
+# Planning and deciding are short, deterministic side calls.
+PLANNER_SAMPLING = SamplingParams(temperature=0.0, max_tokens=32)
+DECISION_SAMPLING = SamplingParams(temperature=0.0, max_tokens=8)
+
+
+def conversation(state: ChatState) -> list[Message]:
+    """The caller's messages plus the turns the graph added (tool calls and their results)."""
+    return [*state["request"].messages, *state.get("turns", [])]
+
+
+# --- routers ---------------------------------------------------------------------------------
+
+
+def route_start(state: ChatState) -> Literal["generate", "plan_query", "decide_search"]:
+    """Pick the first node from the ``web_search`` mode and the model's tool-calling ability."""
+    mode = state["request"].web_search
+    if mode in ("force", "images"):
+        return "plan_query"
+    if mode == "auto" and not state["capabilities"].tool_calling:
+        return "decide_search"
+    return "generate"
+
+
+def route_after_decision(state: ChatState) -> Literal["plan_query", "generate"]:
+    """Search when the decision step said so."""
+    decision = state.get("decision")
+    return "plan_query" if decision is not None and decision.searched else "generate"
+
+
+def route_after_plan(state: ChatState) -> Literal["image_search", "web_search"]:
+    """Images mode searches images; every other mode searches text."""
+    return "image_search" if state["request"].web_search == "images" else "web_search"
+
+
+def route_after_generate(state: ChatState) -> Literal["web_search", "validate", "finish"]:
+    """Loop through the search tool while the model calls it, then validate JSON mode, then finish."""
+    turns = state.get("turns", [])
+    if turns and turns[-1].role == "assistant" and turns[-1].tool_calls:
+        return "web_search"
+    if state["request"].response_format is not None:
+        return "validate"
+    return "finish"
+
+
+# --- nodes -----------------------------------------------------------------------------------
+
+
+async def decide_search(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, Any]:
+    """``auto`` for models without tool calling: a constrained search/answer decision."""
+    request = state["request"]
+    schema = prompts.DECISION_SCHEMA if state["capabilities"].json_schema else None
+    result = await runtime.context.model.complete(
+        ModelRequest(
+            model=request.model,
+            messages=tuple(prompts.decision_messages(list(request.messages))),
+            sampling=DECISION_SAMPLING,
+            json_schema=schema,
+        )
+    )
+    verdict = prompts.parse_decision(result.content)
+    if verdict is None:
+        searched, reason = True, f"the decision step answered {result.content.strip()!r}; searching to be safe"
+    else:
+        searched = verdict
+        reason = "the model decided " + ("to search" if verdict else "to answer without searching")
+    get_stream_writer()(SearchDecided(search=searched, reason=reason, method="decision_step"))
+    return {"decision": SearchDecision(searched, reason), "usage": result.usage, "model_calls": 1}
+
+
+async def plan_query(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, Any]:
+    """Write the search query: by the model when it is capable, else from the conversation."""
+    messages = conversation(state)
+    update: dict[str, Any] = {}
+    query, planner = "", "conversation"
+    if state["capabilities"].tool_calling:
+        result = await runtime.context.model.complete(
+            ModelRequest(
+                model=state["request"].model,
+                messages=tuple(prompts.planner_messages(messages)),
+                sampling=PLANNER_SAMPLING,
+            )
+        )
+        query, planner = prompts.sanitize_query(result.content), "model"
+        update.update(usage=result.usage, model_calls=1)
+    if not query:
+        query, planner = prompts.conversation_query(messages), "conversation"
+    get_stream_writer()(QueryPlanned(query=query, planner=planner))  # type: ignore[arg-type]
+    return {**update, "queries": [query]}
+
+
+async def web_search(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, Any]:
+    """Run the pending searches: the model's ``web_search`` tool calls, or the planned query."""
+    turns = state.get("turns", [])
+    calls = turns[-1].tool_calls if turns and turns[-1].tool_calls else ()
+    known = list(state.get("sources", []))
+    if not calls:
+        query = state.get("queries", [""])[-1]
+        results, backend, error = await _search_text(runtime.context, query)
+        new, ids = _number(known, results)
+        _emit_completed(query, backend, new, ids, known, error)
+        return {"sources": new, "search_rounds": 1, "search_errors": [error] if error else []}
+    outcomes = await asyncio.gather(*(_tool_search(call, runtime.context) for call in calls))
+    update: dict[str, Any] = {"sources": [], "turns": [], "queries": [], "search_errors": [], "search_rounds": 1}
+    for call, (query, results, backend, error) in zip(calls, outcomes, strict=True):
+        new, ids = _number([*known, *update["sources"]], results)
+        _emit_completed(query, backend, new, ids, [*known, *update["sources"]], error)
+        update["sources"] += new
+        update["queries"] += [query] if query else []
+        update["search_errors"] += [error] if error else []
+        data = _tool_result_text(results, ids, error)
+        update["turns"].append(Message(role="tool", content=data, tool_call_id=call.id, name=call.name))
+    return update
+
+
+async def image_search(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, Any]:
+    """Search images for the planned query."""
+    query = state.get("queries", [""])[-1]
+    writer = get_stream_writer()
+    writer(SearchStarted(query=query, kind="images"))
+    deps = runtime.context
+    try:
+        if deps.search is None:
+            raise SearchError("no search backend is configured", backend="none", query=query)
+        response = await deps.search.search_images(query, max_results=deps.limits.max_images)
+    except (SearchError, ToolsUsageError) as exc:
+        writer(SearchFailed(query=query, error=str(exc)))
+        return {"search_errors": [str(exc)], "search_rounds": 1}
+    for fallback in response.fallbacks:
+        writer(SearchFallbackTaken(backend=fallback.backend, reason=fallback.reason))
+    images = list(response.results)
+    writer(ImagesFound(query=query, backend=response.backend, images=tuple(_image_dict(i) for i in images)))
+    return {"images": images, "search_rounds": 1}
+
+
+async def generate(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, Any]:
+    """Call the model with the conversation and whatever data the run gathered; stream its tokens."""
+    request = state["request"]
+    tools = _offered_tools(state, runtime.context)
+    attempt = state.get("model_calls", 0) + 1
+    writer = get_stream_writer()
+    writer(GenerationStarted(model=request.model, attempt=attempt))
+    model_request = ModelRequest(
+        model=request.model,
+        messages=tuple(_model_messages(state)),
+        sampling=request.sampling,
+        tools=tools,
+        **_json_mode_kwargs(state),
+    )
+    result = await _stream(runtime.context, model_request)
+    update: dict[str, Any] = {"result": result, "usage": result.usage, "model_calls": 1}
+    if tools and result.tool_calls:
+        update["turns"] = [Message(role="assistant", content=result.content, tool_calls=result.tool_calls)]
+    if request.web_search == "auto" and state.get("decision") is None:
+        update["decision"] = _tool_decision(result.tool_calls if tools else ())
+        writer(SearchDecided(search=update["decision"].searched, reason=update["decision"].reason,
+                             method="tool_call"))
+    return update
+
+
+async def finish(state: ChatState) -> dict[str, Any]:
+    """Final answer text; in images mode the images are appended inline as markdown."""
+    result = state.get("result")
+    content = result.content if result is not None else ""
+    images = state.get("images", [])
+    if state["request"].web_search == "images" and images:
+        suffix = "\n\n" + "\n".join(f"![{_md_text(i.title)}]({i.image_url})" for i in images)
+        get_stream_writer()(Token(text=suffix))
+        content += suffix
+    return {"answer": content}
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _model_messages(state: ChatState) -> list[Message]:
+    request = state["request"]
+    messages = conversation(state)
+    if request.web_search == "images":
+        block = prompts.format_images(state.get("images", []))
+        return prompts.grounded_messages(messages, block, prompts.IMAGE_INSTRUCTIONS)
+    if state.get("search_rounds", 0) and not state.get("turns"):
+        block = prompts.format_results(state.get("sources", []))
+        return prompts.grounded_messages(messages, block, prompts.SEARCH_INSTRUCTIONS)
+    return messages
+
+
+def _json_mode_kwargs(state: ChatState) -> dict[str, Any]:
+    spec = state["request"].response_format
+    if spec is None:
+        return {}
+    caps = state["capabilities"]
+    schema = getattr(spec, "schema", None)
+    return {
+        "json_schema": schema if caps.json_schema else None,
+        "json_object": caps.json_object or caps.json_schema,
+    }
+
+
+def _offered_tools(state: ChatState, deps: ChatDeps) -> tuple[ToolSpec, ...]:
+    if state["request"].web_search != "auto" or not state["capabilities"].tool_calling:
+        return ()
+    if state.get("search_rounds", 0) >= deps.limits.max_search_rounds:
+        return ()  # budget spent: the model must answer with what it has
+    return (prompts.WEB_SEARCH_TOOL,)
+
+
+async def _stream(deps: ChatDeps, request: ModelRequest) -> ModelResult:
+    writer = get_stream_writer()
+    result: ModelResult | None = None
+    stream = deps.model.stream(request)
+    try:
+        async for event in stream:
+            if isinstance(event, TextDelta):
+                writer(Token(text=event.text))
+            else:
+                result = event
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+    if result is None:
+        raise RuntimeError(f"model backend {deps.model.name!r} ended without a result")
+    return result
+
+
+def _tool_decision(calls: tuple[ToolCall, ...]) -> SearchDecision:
+    searches = [c for c in calls if c.name == prompts.WEB_SEARCH_TOOL.name]
+    if not searches:
+        return SearchDecision(False, "the model answered without calling web_search")
+    return SearchDecision(True, f"the model called web_search({searches[0].arguments})")
+
+
+async def _search_text(deps: ChatDeps, query: str) -> tuple[list[SearchResult], str, str | None]:
+    writer = get_stream_writer()
+    writer(SearchStarted(query=query, kind="text"))
+    try:
+        if not query:
+            raise SearchError("nothing to search for: the conversation has no user text", backend="none",
+                              query=query)
+        if deps.search is None:
+            raise SearchError("no search backend is configured", backend="none", query=query)
+        response = await deps.search.search(query, max_results=deps.limits.max_results)
+    except (SearchError, ToolsUsageError) as exc:
+        writer(SearchFailed(query=query, error=str(exc)))
+        return [], "none", str(exc)
+    for fallback in response.fallbacks:
+        writer(SearchFallbackTaken(backend=fallback.backend, reason=fallback.reason))
+    return list(response.results), response.backend, None
+
+
+async def _tool_search(call: ToolCall, deps: ChatDeps) -> tuple[str, list[SearchResult], str, str | None]:
+    if call.name != prompts.WEB_SEARCH_TOOL.name:
+        return "", [], "none", f"unknown tool {call.name!r}; the only tool is web_search"
+    try:
+        query = prompts.sanitize_query(str(json.loads(call.arguments)["query"]))
+    except (ValueError, KeyError, TypeError):
+        return "", [], "none", f'invalid arguments {call.arguments!r}: expected {{"query": "..."}}'
+    return (query, *await _search_text(deps, query))
+
+
+def _number(known: list[SearchResult], results: list[SearchResult]) -> tuple[list[SearchResult], list[int]]:
+    """New sources to append (a URL seen before keeps its number) and the ``[n]`` id of each result."""
+    index = {r.url: i for i, r in enumerate(known, 1)}
+    new: list[SearchResult] = []
+    ids: list[int] = []
+    for result in results:
+        if result.url not in index:
+            new.append(result)
+            index[result.url] = len(known) + len(new)
+        ids.append(index[result.url])
+    return new, ids
+
+
+def _emit_completed(
+    query: str, backend: str, new: list[SearchResult], ids: list[int], known: list[SearchResult],
+    error: str | None,
+) -> None:
+    if error is not None:
+        return
+    everything = [*known, *new]
+    listed = tuple(
+        {"id": n, "title": everything[n - 1].title, "url": everything[n - 1].url,
+         "source": everything[n - 1].source}
+        for n in ids
+    )
+    get_stream_writer()(SearchCompleted(query=query, backend=backend, results=listed))
+
+
+def _tool_result_text(results: list[SearchResult], ids: list[int], error: str | None) -> str:
+    if error is not None:
+        return f"Search failed: {error}"
+    items = [f"[{n}] {r.title}\nURL: {r.url}\n{r.snippet}" for n, r in zip(ids, results, strict=True)]
+    block = "\n\n".join(items) or "(no results)"
+    return f"{prompts.SEARCH_INSTRUCTIONS}\n\n<search_results>\n{block}\n</search_results>"
+
+
+def _image_dict(image: ImageResult) -> dict[str, Any]:
+    return {"title": image.title, "image_url": image.image_url, "source_url": image.source_url}
+
+
+def _md_text(text: str) -> str:
+    # Brackets in a title would end the markdown alt text early.
+    return text.replace("[", "(").replace("]", ")").replace("\n", " ")

@@ -1,0 +1,72 @@
+"""Every error the ``tools`` package raises.
+
+::
+
+    ToolsError
+    ├── ToolsUsageError                 the caller's mistake (bad query, bad path, missing extra)
+    │   ├── UnsupportedSearchError      the backend cannot do this kind of search (.backend, .kind)
+    │   └── CorpusNotFoundError         the offline corpus package is not installed (.package)
+    └── SearchError                     a search failed at run time (.backend, .query)
+        ├── SearchUnavailableError      the backend cannot be reached (network down, circuit open)
+        └── SearchRateLimitedError      the backend is rate limiting us (.retry_after)
+
+Exceptions carry their data as attributes and never log.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CorpusNotFoundError",
+    "SearchError",
+    "SearchRateLimitedError",
+    "SearchUnavailableError",
+    "ToolsError",
+    "ToolsUsageError",
+    "UnsupportedSearchError",
+]
+
+
+class ToolsError(Exception):
+    """Base class of every error raised by ``tools``."""
+
+
+class ToolsUsageError(ToolsError, ValueError):
+    """The caller's mistake."""
+
+
+class UnsupportedSearchError(ToolsUsageError):
+    """``backend`` cannot run a ``kind`` search (e.g. images on a text-only index)."""
+
+    def __init__(self, backend: str, kind: str) -> None:
+        super().__init__(f"search backend {backend!r} does not support {kind} search")
+        self.backend = backend
+        self.kind = kind
+
+
+class CorpusNotFoundError(ToolsUsageError):
+    """The offline corpus package is not installed."""
+
+    def __init__(self, package: str, hint: str) -> None:
+        super().__init__(f"offline corpus package {package!r} is not installed; {hint}")
+        self.package = package
+
+
+class SearchError(ToolsError):
+    """A search failed while running."""
+
+    def __init__(self, message: str, *, backend: str, query: str) -> None:
+        super().__init__(message)
+        self.backend = backend
+        self.query = query
+
+
+class SearchUnavailableError(SearchError):
+    """The backend cannot be reached right now (network down, DNS failure, circuit open)."""
+
+
+class SearchRateLimitedError(SearchError):
+    """The backend is rate limiting us; ``retry_after`` is the suggested wait in seconds."""
+
+    def __init__(self, message: str, *, backend: str, query: str, retry_after: float | None = None) -> None:
+        super().__init__(message, backend=backend, query=query)
+        self.retry_after = retry_after
