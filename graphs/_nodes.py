@@ -176,7 +176,7 @@ async def generate(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, An
     """Call the model with the conversation and whatever data the run gathered; stream its tokens."""
     request = state["request"]
     tools = _offered_tools(state, runtime.context)
-    attempt = state.get("model_calls", 0) + 1
+    attempt = state.get("generations", 0) + 1
     writer = get_stream_writer()
     writer(GenerationStarted(model=request.model, attempt=attempt))
     model_request = ModelRequest(
@@ -187,7 +187,7 @@ async def generate(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, An
         **_json_mode_kwargs(state),
     )
     result = await _stream(runtime.context, model_request)
-    update: dict[str, Any] = {"result": result, "usage": result.usage, "model_calls": 1}
+    update: dict[str, Any] = {"result": result, "usage": result.usage, "model_calls": 1, "generations": 1}
     if tools and result.tool_calls:
         update["turns"] = [Message(role="assistant", content=result.content, tool_calls=result.tool_calls)]
     if request.web_search == "auto" and state.get("decision") is None:

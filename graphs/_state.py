@@ -89,6 +89,7 @@ class ChatState(TypedDict, total=False):
     answer: Annotated[str, _keep_last]
     usage: Annotated[Usage, operator.add]
     model_calls: Annotated[int, operator.add]
+    generations: Annotated[int, operator.add]
     search_rounds: Annotated[int, operator.add]
     validation: Annotated[list[Any], operator.add]
     parsed: Annotated[Any, _keep_last]

@@ -1,0 +1,81 @@
+"""Every bad parameter is a BadRequestError naming it, raised before any model call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import agent as studiolm
+from agent import BadRequestError, NotFoundError, ScriptedModel
+
+GOOD: dict[str, Any] = {"model": "scripted", "messages": [{"role": "user", "content": "hi"}]}
+
+BAD_CASES = [
+    ("temperature", {"temperature": 2.5}),
+    ("temperature", {"temperature": -0.1}),
+    ("temperature", {"temperature": "hot"}),
+    ("temperature", {"temperature": True}),
+    ("temperature", {"temperature": float("nan")}),
+    ("top_p", {"top_p": 1.5}),
+    ("top_p", {"top_p": -1}),
+    ("frequency_penalty", {"frequency_penalty": 2.01}),
+    ("presence_penalty", {"presence_penalty": -3}),
+    ("presence_penalty", {"presence_penalty": None}),
+    ("max_tokens", {"max_tokens": 0}),
+    ("max_tokens", {"max_tokens": 1.5}),
+    ("max_tokens", {"max_tokens": "100"}),
+    ("web_search", {"web_search": "sometimes"}),
+    ("web_search", {"web_search": True}),
+    ("web_search", {"web_search": 1}),
+    ("stream", {"stream": "yes"}),
+    ("messages", {"messages": []}),
+    ("messages", {"messages": "hello"}),
+    ("messages", {"messages": {"role": "user", "content": "hi"}}),
+    ("messages[0]", {"messages": ["hi"]}),
+    ("messages[0].role", {"messages": [{"role": "robot", "content": "hi"}]}),
+    ("messages[0].role", {"messages": [{"content": "hi"}]}),
+    ("messages[0].content", {"messages": [{"role": "user"}]}),
+    ("messages[0].content", {"messages": [{"role": "user", "content": 42}]}),
+    ("messages[0].content[0]", {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}),
+    ("messages[0].tool_call_id", {"messages": [{"role": "tool", "content": "x"}]}),
+    ("model", {"model": ""}),
+    ("model", {"model": 7}),
+    ("response_format", {"response_format": "xml"}),
+]
+
+
+@pytest.mark.parametrize(("param", "override"), BAD_CASES)
+def test_bad_parameter_is_named(param: str, override: dict[str, Any]) -> None:
+    model = ScriptedModel(["never said"])
+    with studiolm.Client(backend=model, search="none") as client, pytest.raises(BadRequestError) as info:
+        client.chat.completions.create(**{**GOOD, **override})
+    assert info.value.param == param
+    assert str(info.value).startswith(f"{param}: ")
+    assert model.requests == []  # nothing reached the model
+
+
+def test_unknown_model_lists_available_models() -> None:
+    with studiolm.Client(backend=ScriptedModel(["x"], model="tiny"), search="none") as client:
+        with pytest.raises(NotFoundError) as info:
+            client.chat.completions.create(**{**GOOD, "model": "gpt-9"})
+    assert info.value.available == ["tiny"]
+    assert "gpt-9" in str(info.value) and "tiny" in str(info.value)
+
+
+def test_bad_search_choice_is_named() -> None:
+    with pytest.raises(BadRequestError) as info:
+        studiolm.Client(backend=ScriptedModel(["x"]), search="bing")
+    assert info.value.param == "search"
+
+
+def test_text_content_parts_and_boundaries_are_accepted() -> None:
+    model = ScriptedModel(["ok"])
+    with studiolm.Client(backend=model, search="none") as client:
+        parts = [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
+        client.chat.completions.create(
+            model="scripted", messages=[{"role": "user", "content": parts}], temperature=0, top_p=0,
+            frequency_penalty=-2, presence_penalty=2, max_tokens=1, web_search=False,
+        )
+    assert model.requests[0].messages[0].content == "ab"
+    assert model.requests[0].sampling.temperature == 0.0
