@@ -44,6 +44,7 @@ from agent._models import (
     ToolSpec,
     Usage,
 )
+from agent._openai_backend import OpenAICompatibleBackend
 from agent._scripted import ScriptedCall, ScriptedModel, ScriptedReply
 from agent._types import ChatCompletion, ChatCompletionChunk, ModelList, WireObject
 
@@ -85,6 +86,7 @@ __all__ = [
     "ModelRequest",
     "ModelResult",
     "NotFoundError",
+    "OpenAICompatibleBackend",
     "OutputValidationError",
     "RateLimitError",
     "SamplingParams",

@@ -18,7 +18,7 @@ from agent._config import resolve_model_backend, resolve_search
 from agent._exceptions import BadRequestError
 from agent._models import ModelBackend
 from agent._params import build_request
-from agent._types import ChatCompletion, ChatCompletionChunk, ModelList
+from agent._types import ChatCompletionChunk, ModelList
 from agent._wire import chunk_stream, completion, new_completion_id, now
 from graphs import ChatDeps, ChatLimits, ChatOutcome, ChatRequest, run_chat
 from tools import SearchBackend

@@ -44,9 +44,11 @@ def resolve_model_backend(
     if api_key or base_url:
         from agent._openai_backend import OpenAICompatibleBackend
 
-        kwargs = {} if timeout is None else {"timeout": timeout}
+        from agent._openai_backend import DEFAULT_TIMEOUT
+
         return OpenAICompatibleBackend(
-            api_key, base_url or DEFAULT_BASE_URL, http_client=http_client, max_retries=max_retries, **kwargs
+            api_key, base_url or DEFAULT_BASE_URL, http_client=http_client, max_retries=max_retries,
+            timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
         )
     from agent._llama_backend import LlamaBackend
 

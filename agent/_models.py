@@ -186,7 +186,7 @@ class ModelBackend(abc.ABC):
 
     async def aclose(self) -> None:
         """Release what the backend holds (HTTP connections, threads). Idempotent."""
-        return None
+        return
 
 
 async def _aclose(stream: AsyncIterator[ModelEvent]) -> None:

@@ -22,7 +22,7 @@ def parse_response_format(value: Any) -> JsonFormat | None:
     """``None``/``{"type": "text"}`` → plain text; ``"json"``/``{"type": "json_object"}`` → JSON mode."""
     if value is None or value == {"type": "text"}:
         return None
-    if value == "json" or value == {"type": "json_object"}:
+    if value in ("json", {"type": "json_object"}):
         return JsonFormat()
     raise BadRequestError(
         f'must be "json", {{"type": "json_object"}} or {{"type": "json_schema", ...}}, got {value!r}',

@@ -12,9 +12,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from langgraph.errors import GraphRecursionError
 from langgraph.graph import END, START, StateGraph
@@ -77,7 +77,7 @@ async def run_chat(
     """Run the graph: yield every step event as it happens, then one :class:`ChatOutcome`."""
     initial: ChatState = {"request": request, "capabilities": capabilities, "usage": Usage()}
     final: dict[str, Any] = {}
-    stream = _compiled().astream(
+    stream: AsyncGenerator[Any] = _compiled().astream(  # type: ignore[assignment]
         initial,
         {"recursion_limit": deps.limits.step_limit},
         context=deps,
@@ -88,7 +88,7 @@ async def run_chat(
             if mode == "custom":
                 yield item
             else:
-                final = item
+                final = cast(dict[str, Any], item)
     except GraphRecursionError as exc:
         raise GraphLimitError(
             f"the chat graph did not finish within {deps.limits.step_limit} steps", limit=deps.limits.step_limit

@@ -81,10 +81,17 @@ def format_images(images: list[ImageResult]) -> str:
 
 
 def grounded_messages(messages: list[Message], data_block: str, instructions: str) -> list[Message]:
-    """The conversation with the instructions and data as a system turn before the last user turn."""
-    context = Message(role="system", content=f"{instructions}\n\n{data_block}")
+    """The conversation with the last user turn rewritten as: data block, instructions, question.
+
+    Data first and the question last is the layout small local models follow best (measured on
+    SmolLM2-135M: it answers from the passage far more often than with the data in a system turn).
+    """
     last_user = _last_user_index(messages)
-    return [*messages[:last_user], context, *messages[last_user:]]
+    if last_user == len(messages):
+        return [*messages, Message(role="user", content=f"{data_block}\n\n{instructions}")]
+    question = messages[last_user].content
+    grounded = Message(role="user", content=f"{data_block}\n\n{instructions}\n\nQuestion: {question}")
+    return [*messages[:last_user], grounded, *messages[last_user + 1:]]
 
 
 def planner_messages(messages: list[Message]) -> list[Message]:

@@ -56,9 +56,9 @@ def test_bad_parameter_is_named(param: str, override: dict[str, Any]) -> None:
 
 
 def test_unknown_model_lists_available_models() -> None:
-    with studiolm.Client(backend=ScriptedModel(["x"], model="tiny"), search="none") as client:
-        with pytest.raises(NotFoundError) as info:
-            client.chat.completions.create(**{**GOOD, "model": "gpt-9"})
+    client = studiolm.Client(backend=ScriptedModel(["x"], model="tiny"), search="none")
+    with client, pytest.raises(NotFoundError) as info:
+        client.chat.completions.create(**{**GOOD, "model": "gpt-9"})
     assert info.value.available == ["tiny"]
     assert "gpt-9" in str(info.value) and "tiny" in str(info.value)
 

@@ -83,4 +83,4 @@ class SearchBackend(abc.ABC):
 
     async def aclose(self) -> None:
         """Release held resources. Idempotent."""
-        return None
+        return

@@ -1,0 +1,268 @@
+"""A model backend for any OpenAI-compatible chat-completions endpoint (OpenAI, studiolm, vLLM, llama.cpp
+server, Ollama), over an injected or owned ``httpx.AsyncClient``.
+
+Every call streams (``stream: true`` with ``stream_options.include_usage``); ``complete`` is derived
+from ``stream`` by :class:`~agent._models.ModelBackend`. Servers that ignore ``stream`` and answer with
+one JSON completion are understood too.
+
+Retries follow the official ``openai`` Python SDK: 408, 409, 429, 5xx and connection failures are
+retried up to ``max_retries`` times with exponential backoff and jitter, honouring ``Retry-After`` /
+``retry-after-ms`` (and ``x-should-retry``). A call is never retried once the upstream has produced a
+token, because the caller may already have seen it; from then on a failure is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import email.utils
+import json
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from agent._exceptions import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    BadRequestError,
+)
+from agent._models import Capabilities, ModelBackend, ModelEvent, ModelRequest
+from agent._openai_wire import CompletionReader, chat_body, model_ids, parse_json, status_error
+
+__all__ = [
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "OpenAICompatibleBackend",
+]
+
+# --- Retry policy and limits (the openai SDK's values) ------------------------------------------------
+#: Per-request timeout: 600 s to read/write, 5 s to connect.
+DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=5.0)
+#: Retries after the first attempt (so 3 attempts in all).
+DEFAULT_MAX_RETRIES = 2
+#: Backoff before retry n (0-based) is INITIAL_RETRY_DELAY * 2**n, capped, times a jitter factor.
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+#: The jitter factor is drawn from [1 - RETRY_JITTER, 1].
+RETRY_JITTER = 0.25
+#: A server's Retry-After hint is used when 0 < hint <= MAX_RETRY_AFTER; otherwise we back off.
+MAX_RETRY_AFTER = 60.0
+#: Statuses worth another attempt, besides every 5xx.
+RETRYABLE_STATUS_CODES = frozenset({408, 409, 429})
+#: What an OpenAI-compatible server is assumed to support unless told otherwise.
+DEFAULT_CAPABILITIES = Capabilities(tool_calling=True, json_schema=True, json_object=True)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class OpenAICompatibleBackend(ModelBackend):
+    """Chat completions from an OpenAI-compatible HTTP endpoint.
+
+    ``base_url`` is the API root including its version prefix (``https://api.openai.com/v1``,
+    ``http://localhost:11434/v1``); requests go to ``{base_url}/chat/completions`` and
+    ``{base_url}/models``. ``api_key`` is sent as a bearer token when given. ``timeout`` applies to
+    every request, also on an injected ``http_client`` (which the backend never closes).
+    ``capabilities`` declares what the server supports: tools and ``response_format`` are only sent
+    when it says so, and the chat graph falls back to prompting otherwise. ``sleep`` is awaited
+    between retries (inject a no-op in tests).
+    """
+
+    name = "openai-compatible"
+
+    def __init__(
+        self,
+        api_key: str | None,
+        base_url: str,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        capabilities: Capabilities | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise BadRequestError(f"must be an http(s) URL, got {base_url!r}", param="base_url")
+        if max_retries < 0:
+            raise BadRequestError(f"must be >= 0, got {max_retries}", param="max_retries")
+        self._api_key = api_key or None
+        self._base_url = base_url.rstrip("/")
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._capabilities = capabilities or DEFAULT_CAPABILITIES
+        self._sleep = sleep
+        self._owns_client = http_client is None
+        self._client = http_client if http_client is not None else httpx.AsyncClient(timeout=timeout)
+        self._models: list[str] | None = None
+
+    def capabilities(self, model: str) -> Capabilities:
+        """The capabilities given to the constructor (the same for every model)."""
+        return self._capabilities
+
+    async def list_models(self) -> list[str]:
+        """The ids from ``GET {base_url}/models``; fetched once, then cached."""
+        if self._models is None:
+            self._models = model_ids(await self._get_json("/models"))
+        return list(self._models)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this backend created it; an injected one is the caller's."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """Stream one chat completion; see the module docstring for retries."""
+        body = chat_body(request, self._capabilities)
+        attempt = 0
+        while True:
+            attempt += 1
+            reader = CompletionReader(attempt, self._redact)
+            error_headers: httpx.Headers | None = None
+            try:
+                async with self._client.stream(
+                    "POST",
+                    self._url("/chat/completions"),
+                    json=body,
+                    headers=self._headers(),
+                    timeout=self._timeout,
+                ) as response:
+                    if not response.is_success:
+                        error_headers = response.headers
+                        await response.aread()
+                        raise self._http_error(response, attempt)
+                    reader.start(response.headers.get("content-type", ""), response.status_code)
+                    chunks = response.aiter_bytes()
+                    try:
+                        async for chunk in chunks:
+                            for delta in reader.feed(chunk):
+                                yield delta
+                        for delta in reader.finish():
+                            yield delta
+                    finally:
+                        await _aclose(chunks)
+            except (httpx.TransportError, APIError) as exc:
+                error = self._api_error(exc, attempt)
+                delay = None if reader.started else self._retry_delay(error, error_headers, attempt)
+                if delay is None:
+                    raise error from (None if error is exc else exc)
+                await self._sleep(delay)
+                continue
+            yield reader.result()
+            return
+
+    # --- HTTP plumbing -----------------------------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        return self._base_url + path
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+
+    def _redact(self, text: str) -> str:
+        # Upstreams echo a rejected key back ("Incorrect API key provided: sk-..."); never pass it on.
+        return text.replace(self._api_key, "[redacted]") if self._api_key else text
+
+    async def _get_json(self, path: str) -> Any:
+        attempt = 0
+        while True:
+            attempt += 1
+            error_headers: httpx.Headers | None = None
+            try:
+                response = await self._client.get(
+                    self._url(path), headers=self._headers(), timeout=self._timeout
+                )
+                if not response.is_success:
+                    error_headers = response.headers
+                    raise self._http_error(response, attempt)
+                return parse_json(self._redact(response.text), response.status_code, attempt)
+            except (httpx.TransportError, APIError) as exc:
+                error = self._api_error(exc, attempt)
+                delay = self._retry_delay(error, error_headers, attempt)
+                if delay is None:
+                    raise error from (None if error is exc else exc)
+                await self._sleep(delay)
+
+    def _http_error(self, response: httpx.Response, attempt: int) -> APIStatusError:
+        text = self._redact(response.text)
+        try:
+            body: Any = json.loads(text)
+        except ValueError:
+            body = text
+        retry_after = _retry_after(response.headers)
+        return status_error(response.status_code, body, attempt, retry_after, origin="HTTP")
+
+    def _api_error(self, exc: httpx.TransportError | APIError, attempt: int) -> APIError:
+        if isinstance(exc, APIError):
+            return exc
+        detail = self._redact(str(exc)) or type(exc).__name__
+        if isinstance(exc, httpx.TimeoutException):
+            return APITimeoutError(f"upstream {self._base_url} timed out: {detail}", attempts=attempt)
+        return APIConnectionError(f"could not reach upstream {self._base_url}: {detail}", attempts=attempt)
+
+    def _retry_delay(self, error: APIError, headers: httpx.Headers | None, attempt: int) -> float | None:
+        """Seconds to wait before the next attempt, or ``None`` when the error is final."""
+        if attempt > self._max_retries or not _should_retry(error, headers):
+            return None
+        return _backoff(attempt - 1, headers)
+
+
+# --- Retry decisions ---------------------------------------------------------------------------------
+
+
+def _should_retry(error: APIError, headers: httpx.Headers | None) -> bool:
+    # The upstream may say so explicitly, as OpenAI does; that overrides the status.
+    explicit: str | None = headers.get("x-should-retry") if headers is not None else None
+    if explicit in ("true", "false"):
+        return explicit == "true"
+    if isinstance(error, APIConnectionError):
+        return True
+    if isinstance(error, APIStatusError):
+        return error.status_code in RETRYABLE_STATUS_CODES or error.status_code >= 500
+    return False
+
+
+def _backoff(retries_taken: int, headers: httpx.Headers | None) -> float:
+    hint = _retry_after(headers)
+    if hint is not None and 0 < hint <= MAX_RETRY_AFTER:
+        return hint
+    delay = min(INITIAL_RETRY_DELAY * 2.0**retries_taken, MAX_RETRY_DELAY)
+    return delay * (1 - RETRY_JITTER * random.random())
+
+
+def _retry_after(headers: httpx.Headers | None) -> float | None:
+    """The server's wait hint in seconds: ``retry-after-ms``, or ``Retry-After`` as seconds or a date."""
+    if headers is None:
+        return None
+    millis = _float(headers.get("retry-after-ms"))
+    if millis is not None:
+        return millis / 1000
+    raw = headers.get("retry-after")
+    seconds = _float(raw)
+    if seconds is not None or raw is None:
+        return seconds
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000" parses naive; HTTP dates are always GMT
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp() - time.time()
+
+
+def _float(raw: str | None) -> float | None:
+    try:
+        value = float(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+async def _aclose(iterator: AsyncIterator[bytes]) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()

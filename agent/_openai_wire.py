@@ -1,0 +1,367 @@
+"""The OpenAI chat-completions wire format: request bodies out, streamed or whole completions and
+error bodies in. Pure translation between our typed objects (:mod:`agent._models`) and OpenAI-shaped
+JSON; the HTTP, retries and client lifetime live in :mod:`agent._openai_backend`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    InternalServerError,
+    RateLimitError,
+    UpstreamBadRequestError,
+    UpstreamNotFoundError,
+)
+from agent._models import (
+    Capabilities,
+    Message,
+    ModelRequest,
+    ModelResult,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
+from agent._sse import SSEDecoder, SSEEvent
+
+__all__ = [
+    "MAX_ERROR_MESSAGE_CHARS",
+    "CompletionReader",
+    "chat_body",
+    "model_ids",
+    "parse_json",
+    "status_error",
+]
+
+#: How much of an upstream error message goes into ours.
+MAX_ERROR_MESSAGE_CHARS = 1000
+
+
+# --- Errors ------------------------------------------------------------------------------------------
+
+
+def status_error(
+    status: int, body: Any, attempt: int, retry_after: float | None = None, *, origin: str
+) -> APIStatusError:
+    """The :mod:`agent._exceptions` error for an upstream error status (or mid-stream error event)."""
+    message, param = _error_details(body)
+    where = f"{origin} {status}"
+    said = f": {message}" if message else ""
+    common: dict[str, Any] = {"status_code": status, "body": body, "attempts": attempt}
+    if status in (400, 422):
+        named = f" parameter {param!r}" if param else " the request"
+        return UpstreamBadRequestError(f"upstream rejected{named} ({where}){said}", param=param, **common)
+    if status in (401, 403):
+        return AuthenticationError(f"upstream refused the API key ({where}){said}", **common)
+    if status == 404:
+        return UpstreamNotFoundError(f"upstream does not know this model or route ({where}){said}", **common)
+    if status == 429:
+        text = f"upstream rate limit ({where}) after {attempt} attempt(s){said}"
+        return RateLimitError(text, retry_after=retry_after, **common)
+    if status >= 500:
+        text = f"upstream server error ({where}) after {attempt} attempt(s){said}"
+        return InternalServerError(text, **common)
+    return APIStatusError(f"upstream error ({where}){said}", **common)
+
+
+def _error_details(body: Any) -> tuple[str | None, str | None]:
+    """(message, param) from the error bodies servers use: OpenAI's, Ollama's, FastAPI's, plain text."""
+    error = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(error, dict):
+        message = error.get("message") or error.get("detail") or error.get("msg")
+        param = error.get("param")
+        if isinstance(message, list):  # FastAPI validation: [{"loc": [...], "msg": ...}, ...]
+            message, param = _fastapi_details(message)
+    else:
+        message, param = error, None
+    message = str(message).strip()[:MAX_ERROR_MESSAGE_CHARS] if message else None
+    return message, (str(param) if param else None)
+
+
+def _fastapi_details(items: list[Any]) -> tuple[str, str | None]:
+    parts: list[str] = []
+    params: list[str | None] = []
+    for item in items:
+        loc = [str(p) for p in _dict(item).get("loc", []) if p != "body"]
+        params.append(loc[-1] if loc else None)
+        parts.append(f"{'.'.join(loc)}: {_dict(item).get('msg', item)}" if loc else str(item))
+    return "; ".join(parts), next((p for p in params if p), None)
+
+
+def _malformed(what: str, raw: str, status: int, attempt: int) -> APIStatusError:
+    return APIStatusError(
+        f"upstream sent malformed {what}: {raw[:200]!r}", status_code=status, body=raw, attempts=attempt
+    )
+
+
+def parse_json(text: str, status: int, attempt: int) -> Any:
+    """``text`` as JSON; an :class:`APIStatusError` carrying the text when it is not."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise _malformed("JSON", text, status, attempt) from None
+
+
+def model_ids(body: Any) -> list[str]:
+    """The ids of a ``GET /models`` answer (``{"data": [{"id": ...}, ...]}``)."""
+    items = body.get("data", []) if isinstance(body, dict) else body
+    if not isinstance(items, list):
+        return []
+    return [str(item["id"]) for item in items if isinstance(item, dict) and "id" in item]
+
+
+# --- Request body ------------------------------------------------------------------------------------
+
+
+def chat_body(request: ModelRequest, capabilities: Capabilities) -> dict[str, Any]:
+    """The OpenAI chat-completions request body for ``request``."""
+    sampling = request.sampling
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": [_wire_message(message) for message in request.messages],
+        "temperature": sampling.temperature,
+        "max_tokens": sampling.max_tokens,
+        "top_p": sampling.top_p,
+        "frequency_penalty": sampling.frequency_penalty,
+        "presence_penalty": sampling.presence_penalty,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if request.tools and capabilities.tool_calling:
+        body["tools"] = [_wire_tool(tool) for tool in request.tools]
+        body["tool_choice"] = _wire_tool_choice(request.tool_choice, request.tools)
+    response_format = _response_format(request, capabilities)
+    if response_format is not None:
+        body["response_format"] = response_format
+    return body
+
+
+def _wire_message(message: Message) -> dict[str, Any]:
+    wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        # OpenAI wants null (not "") content beside tool calls.
+        wire["content"] = message.content or None
+        wire["tool_calls"] = [
+            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+            for call in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        wire["tool_call_id"] = message.tool_call_id
+    if message.name is not None and message.role != "tool":  # tool messages have no `name` field
+        wire["name"] = message.name
+    return wire
+
+
+def _wire_tool(tool: ToolSpec) -> dict[str, Any]:
+    function = {"name": tool.name, "description": tool.description, "parameters": tool.parameters}
+    return {"type": "function", "function": function}
+
+
+def _wire_tool_choice(choice: str, tools: tuple[ToolSpec, ...]) -> str | dict[str, Any]:
+    if choice in ("auto", "none", "required"):
+        return choice
+    if choice not in {tool.name for tool in tools}:
+        known = ", ".join(tool.name for tool in tools)
+        raise BadRequestError(f"names no given tool: {choice!r} (tools: {known})", param="tool_choice")
+    return {"type": "function", "function": {"name": choice}}
+
+
+def _response_format(request: ModelRequest, capabilities: Capabilities) -> dict[str, Any] | None:
+    if request.json_schema is not None and capabilities.json_schema:
+        schema = {"name": "response", "schema": request.json_schema, "strict": False}
+        return {"type": "json_schema", "json_schema": schema}
+    if (request.json_schema is not None or request.json_object) and capabilities.json_object:
+        return {"type": "json_object"}
+    return None
+
+
+# --- Response body -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _ToolCallParts:
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+class CompletionReader:
+    """Turns the body of one 2xx chat-completions response into text deltas and a result.
+
+    The body is SSE chunks or, from servers that ignore ``stream``, one JSON completion: the
+    content type decides, or else the first non-blank byte (``{`` is JSON; SSE never starts so).
+    """
+
+    def __init__(self, attempt: int, redact: Callable[[str], str]) -> None:
+        self.started = False  # a token (text or tool-call delta) arrived: no retry from here on
+        self._attempt = attempt
+        self._redact = redact
+        self._status = 200
+        self._mode: str | None = None  # "sse" or "json" once known
+        self._head = bytearray()  # bytes held while sniffing; the whole body in JSON mode
+        self._sse = SSEDecoder()
+        self._done = False  # saw `data: [DONE]`
+        self._text: list[str] = []
+        self._tools: dict[int, _ToolCallParts] = {}
+        self._finish: str | None = None
+        self._usage = Usage()
+
+    def start(self, content_type: str, status: int) -> None:
+        """The response head arrived: its content type may settle SSE vs. JSON early."""
+        self._status = status
+        if "event-stream" in content_type:
+            self._mode = "sse"
+        elif "json" in content_type:
+            self._mode = "json"
+
+    def feed(self, chunk: bytes) -> list[TextDelta]:
+        """The next piece of the body; returns the text deltas it completed."""
+        if self._mode is None:
+            self._head += chunk
+            head = self._head.lstrip()
+            if not head:
+                return []
+            self._mode = "json" if head.startswith(b"{") else "sse"
+            if self._mode == "json":
+                return []
+            chunk, self._head = bytes(self._head), bytearray()
+        if self._mode == "json":
+            self._head += chunk
+            return []
+        return [delta for event in self._sse.feed(chunk) if (delta := self._event(event)) is not None]
+
+    def finish(self) -> list[TextDelta]:
+        """The body ended: the text of a JSON completion, or an error if the stream was cut short."""
+        if self._mode == "json":
+            return self._json_completion()
+        self._sse.flush()  # an event without its closing blank line may be cut short: dropped
+        if not (self._done or self._finish):
+            raise APIConnectionError(
+                "upstream closed the stream before the completion finished", attempts=self._attempt
+            )
+        return []
+
+    def result(self) -> ModelResult:
+        """Everything received, as the final :class:`ModelResult`."""
+        calls = tuple(
+            ToolCall(parts.id or f"call_{uuid.uuid4().hex[:24]}", parts.name, "".join(parts.arguments))
+            for _, parts in sorted(self._tools.items())
+        )
+        finish = self._finish or ("tool_calls" if calls else "stop")
+        return ModelResult("".join(self._text), finish, calls, self._usage)
+
+    def _event(self, event: SSEEvent) -> TextDelta | None:
+        if self._done:
+            return None  # drained after [DONE] so the connection can be reused
+        if event.data.strip() == "[DONE]":
+            self._done = True
+            return None
+        payload = parse_json(self._redact(event.data), self._status, self._attempt)
+        if event.event == "error" or (isinstance(payload, dict) and "error" in payload):
+            raise _event_error(payload, self._attempt)
+        if not isinstance(payload, dict):
+            raise _malformed("stream chunk", event.data, self._status, self._attempt)
+        return self._chunk(payload)
+
+    def _chunk(self, payload: dict[str, Any]) -> TextDelta | None:
+        if isinstance(payload.get("usage"), dict):
+            self._usage = _usage(payload["usage"])
+        choice = _first_choice(payload)
+        delta = _dict(choice.get("delta"))
+        for tool_delta in _list(delta.get("tool_calls")):
+            self._tool_delta(_dict(tool_delta))
+        if choice.get("finish_reason"):
+            self._finish = str(choice["finish_reason"])
+        text = delta.get("content")
+        if not isinstance(text, str) or not text:
+            return None
+        self.started = True
+        self._text.append(text)
+        return TextDelta(text)
+
+    def _tool_delta(self, delta: dict[str, Any]) -> None:
+        # OpenAI: id and name in the first delta of a call, arguments spread over the following ones.
+        index = delta.get("index")
+        if not isinstance(index, int):
+            index = self._index_for(delta.get("id"))
+        parts = self._tools.setdefault(index, _ToolCallParts())
+        parts.id = str(delta.get("id") or parts.id)
+        function = _dict(delta.get("function"))
+        parts.name = parts.name or str(function.get("name") or "")
+        arguments = function.get("arguments")
+        if arguments is not None:
+            parts.arguments.append(arguments if isinstance(arguments, str) else json.dumps(arguments))
+        self.started = True
+
+    def _index_for(self, call_id: Any) -> int:
+        # Servers that omit `index`: a new id starts a new call, anything else continues the last one.
+        if not self._tools or (call_id and call_id not in {p.id for p in self._tools.values()}):
+            return max(self._tools, default=-1) + 1
+        return max(self._tools)
+
+    def _json_completion(self) -> list[TextDelta]:
+        raw = self._redact(self._head.decode("utf-8", "replace"))
+        payload = parse_json(raw, self._status, self._attempt)
+        if not isinstance(payload, dict):
+            raise _malformed("completion", raw, self._status, self._attempt)
+        if "error" in payload:
+            raise _event_error(payload, self._attempt)
+        if isinstance(payload.get("usage"), dict):
+            self._usage = _usage(payload["usage"])
+        choice = _first_choice(payload)
+        message = _dict(choice.get("message"))
+        for index, call in enumerate(_list(message.get("tool_calls"))):
+            self._tool_delta({**_dict(call), "index": index})
+        self._finish = str(choice.get("finish_reason") or "") or None
+        text = message.get("content")
+        if not isinstance(text, str) or not text:
+            return []
+        self.started = True
+        self._text.append(text)
+        return [TextDelta(text)]
+
+
+def _event_error(payload: Any, attempt: int) -> APIStatusError:
+    """An error the upstream reported inside a 2xx body; its own ``code``/``status`` is used when it
+    is an HTTP status, else it counts as a server failure (500)."""
+    error = _dict(payload).get("error", payload)
+    status = 500
+    for key in ("code", "status", "status_code"):
+        value = _dict(error).get(key)
+        if isinstance(value, int | str) and str(value).isdigit() and 400 <= int(value) <= 599:
+            status = int(value)
+            break
+    return status_error(status, payload, attempt, origin="stream error")
+
+
+def _first_choice(payload: dict[str, Any]) -> dict[str, Any]:
+    # We ask for one choice (no `n`); anything beyond index 0 is not ours to merge.
+    for choice in _list(payload.get("choices")):
+        if isinstance(choice, dict) and choice.get("index", 0) == 0:
+            return choice
+    return {}
+
+
+def _usage(raw: dict[str, Any]) -> Usage:
+    return Usage(_count(raw.get("prompt_tokens")), _count(raw.get("completion_tokens")))
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []

@@ -1,0 +1,127 @@
+"""An incremental Server-Sent Events parser (the WHATWG ``text/event-stream`` rules), free of I/O.
+
+Bytes arrive in whatever pieces the network delivers; a piece may end anywhere, inside a line, between
+the CR and LF of a CRLF, or inside a multi-byte UTF-8 character. :class:`SSEDecoder` keeps the
+unfinished tail between :meth:`SSEDecoder.feed` calls, so the events it returns never depend on where
+the stream was cut.
+
+Rules followed (https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation):
+
+* lines end in CRLF, LF or CR; one leading byte-order mark is dropped; invalid UTF-8 becomes U+FFFD;
+* ``:``-lines are comments; ``field: value`` loses one space after the colon; a line without a colon
+  is a field with an empty value; unknown fields are ignored;
+* ``data`` lines of one event are joined with ``"\\n"``; a blank line dispatches the event, unless it
+  had no ``data`` line at all;
+* an event still open when the stream ends is discarded: without its blank line it may be cut short.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+
+__all__ = ["SSEDecoder", "SSEEvent", "aiter_sse"]
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+_BOM = "\ufeff"
+
+
+@dataclass(frozen=True, slots=True)
+class SSEEvent:
+    """One dispatched event: its ``data`` text, ``event`` name and the last seen ``id``."""
+
+    data: str
+    event: str = "message"
+    id: str | None = None
+    retry: int | None = None
+
+
+class SSEDecoder:
+    """Turns pieces of an event stream into :class:`SSEEvent` items; see the module docstring."""
+
+    def __init__(self) -> None:
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._partial: list[str] = []  # the current line, not yet terminated
+        self._after_cr = False  # the last text ended in CR, so a leading LF completes that CRLF
+        self._started = False  # past the (optional) byte-order mark
+        self._data: list[str] = []
+        self._event = ""
+        self._last_id: str | None = None
+        self._retry: int | None = None
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """Take the next piece of the stream; return the events it completed."""
+        return self._feed_text(self._utf8.decode(chunk))
+
+    def flush(self) -> list[SSEEvent]:
+        """End of stream: decode what is left and discard an unfinished line and event."""
+        events = self._feed_text(self._utf8.decode(b"", final=True))
+        self._partial.clear()
+        self._data.clear()
+        self._event = ""
+        return events
+
+    def _feed_text(self, text: str) -> list[SSEEvent]:
+        if not text:
+            return []
+        if not self._started:
+            self._started = True
+            text = text.removeprefix(_BOM)
+        if self._after_cr and text.startswith("\n"):
+            text = text[1:]
+        self._after_cr = text.endswith("\r")
+        events: list[SSEEvent] = []
+        start = 0
+        for match in _LINE_END.finditer(text):
+            self._partial.append(text[start : match.start()])
+            start = match.end()
+            line = "".join(self._partial)
+            self._partial.clear()
+            event = self._line(line)
+            if event is not None:
+                events.append(event)
+        if start < len(text):
+            self._partial.append(text[start:])
+        return events
+
+    def _line(self, line: str) -> SSEEvent | None:
+        if not line:
+            return self._dispatch()
+        if line.startswith(":"):
+            return None
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        self._field(name, value)
+        return None
+
+    def _field(self, name: str, value: str) -> None:
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id" and "\0" not in value:
+            self._last_id = value
+        elif name == "retry" and value.isascii() and value.isdigit():
+            self._retry = int(value)
+
+    def _dispatch(self) -> SSEEvent | None:
+        if not self._data:
+            self._event = ""
+            return None
+        event = SSEEvent("\n".join(self._data), self._event or "message", self._last_id, self._retry)
+        self._data.clear()
+        self._event = ""
+        return event
+
+
+async def aiter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEEvent]:
+    """The events of an async byte stream, as each one is completed."""
+    decoder = SSEDecoder()
+    async for chunk in chunks:
+        for event in decoder.feed(chunk):
+            yield event
+    for event in decoder.flush():
+        yield event
