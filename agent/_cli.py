@@ -7,11 +7,15 @@
 * ``studiolm index [PATH]`` builds the local full-text index: over the folder PATH, or over the
   offline Wikipedia corpus when no PATH is given. ``studiolm ask --index DB`` searches that index.
 * ``studiolm models`` lists the models.
+* ``studiolm serve [--host 127.0.0.1] [--port 8000] [--model ID ...] [--api-key KEY ...]`` serves the
+  API over HTTP (see :mod:`agent._server`); without a key it only listens on loopback.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import hashlib
 import json
 import sys
 from collections.abc import Sequence
@@ -61,6 +65,17 @@ def _parser() -> argparse.ArgumentParser:
     index.set_defaults(run=_index)
     models = sub.add_parser("models", help="list the models")
     models.set_defaults(run=_models)
+    serve = sub.add_parser("serve", help="serve the API over HTTP (OpenAI-compatible, uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (non-loopback needs a key)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--model", action="append", default=None, metavar="ID",
+                       help="serve only this model id (repeatable; default: every model the backend lists)")
+    serve.add_argument("--api-key", action="append", default=None, metavar="KEY",
+                       help="accepted bearer token (repeatable; default: $STUDIOLM_SERVER_API_KEYS, "
+                            "comma-separated, which keeps keys out of the process list)")
+    serve.add_argument("--search", choices=["auto", "web", "local", "none"], default=None,
+                       help="search backend (default: $STUDIOLM_SEARCH or auto)")
+    serve.set_defaults(run=_serve)
     return parser
 
 
@@ -129,7 +144,7 @@ def _describe(step: dict[str, Any]) -> str:
         "search.started": lambda s: f"searching {s['kind']}: {s['query']!r}",
         "search.completed": lambda s: f"{len(s['results'])} results from {s['backend']}"
         + "".join(f"\n      [{r['id']}] {r['title']}" for r in s["results"]),
-        "search.fallback": lambda s: f"{s['backend']} unavailable ({s['reason']}); falling back",
+        "search.fallback": lambda s: f"{s['backend']} unavailable ({_short(s['reason'])}); falling back",
         "search.failed": lambda s: f"search failed: {s['error']}",
         "search.decided": lambda s: ("searching" if s["search"] else "not searching") + f": {s['reason']}",
         "query.planned": lambda s: f"query ({s['planner']}): {s['query']!r}",
@@ -138,6 +153,10 @@ def _describe(step: dict[str, Any]) -> str:
     }
     describe = details.get(kind)
     return f"{kind}: {describe(step)}" if describe else f"{kind}: {json.dumps(step)}"
+
+
+def _short(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _open_index(path: Path) -> SearchBackend:
@@ -149,9 +168,33 @@ def _open_index(path: Path) -> SearchBackend:
 def _index(args: argparse.Namespace) -> int:
     from tools import LocalIndex
 
-    index = LocalIndex.from_folder(args.path, db_path=args.db) if args.path else LocalIndex.from_corpus(
-        cache_dir=args.db)
-    print(f"index ready: {index.db_path} ({index.document_count} documents)")
+    if args.path is None:
+        index = LocalIndex.from_corpus(cache_dir=args.db)
+    else:
+        index = LocalIndex.from_folder(args.path, db_path=args.db or _folder_index_path(args.path))
+    asyncio.run(index.prepare())
+    skipped = f", {len(index.skipped)} files skipped" if index.skipped else ""
+    print(f"index ready: {index.db_path} ({index.document_count} documents{skipped})")
+    for item in index.skipped:
+        print(f"  skipped {item.path}: {item.reason}", file=sys.stderr)
+    return 0
+
+
+def _folder_index_path(folder: Path) -> Path:
+    """A stable index location per folder, in the cache dir (the user's folder is left untouched)."""
+    from tools._local_index import default_cache_dir
+
+    digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    return default_cache_dir() / f"folder-{digest}.db"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from agent._server import serve
+
+    asyncio.run(serve(host=args.host, port=args.port, api_keys=args.api_key, models=args.model,
+                      search=args.search))
     return 0
 
 

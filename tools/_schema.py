@@ -1,0 +1,402 @@
+"""JSON schemas for JSON mode: compile once, validate model output, report errors as JSON Pointers.
+
+:func:`compile_schema` turns a schema into a :class:`CompiledSchema`, doing everything that can be
+done before any model call, once per distinct schema (cached by its canonical JSON text):
+
+* **Bounds** — at most ``MAX_SCHEMA_CHARS`` of canonical JSON and ``MAX_SCHEMA_DEPTH`` levels of
+  nesting (both checked without recursion, so a pathological schema cannot crash the check).
+* **Dialect** — Draft 2020-12 unless the schema's ``$schema`` names another draft jsonschema knows
+  (04, 06, 07, 2019-09, 2020-12 and 03); an unknown ``$schema`` is refused, not guessed.
+* **Metaschema** — the schema must validate against its dialect's metaschema; patterns must
+  compile (with the ``regex`` module, see :mod:`tools._schema_regex`).
+* **References** — every ``$ref``/``$dynamicRef`` is resolved up front inside the document (and
+  against the bundled JSON Schema metaschemas). Remote references are **never fetched**: the
+  validator's ``referencing.Registry`` refuses every retrieval, so a reference to anything outside
+  the document is an :class:`UnsupportedSchemaError` naming it.
+* **Self-reference without progress** (``{"$ref": "#"}``) is found by a probe validation and refused.
+
+:meth:`CompiledSchema.check_text` then validates a model's raw output: the JSON is recovered from
+code fences or leading prose (:mod:`tools._json_text`), output nested deeper than
+``MAX_OUTPUT_DEPTH`` is a validation error, regular expressions run under a time budget, and every
+error is ``{"path": <JSON Pointer into the output>, "message": ...}``.
+
+``format`` is asserted (``"email"``, ``"date"``, ``"uuid"``… — whatever jsonschema's format checker
+can check with the packages installed): structured-extraction users want a field declared as a date
+to be one.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import referencing.exceptions
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError
+from jsonschema.exceptions import best_match, relevance
+from jsonschema.validators import validator_for
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from tools._exceptions import InvalidSchemaError, UnsupportedSchemaError
+from tools._json_text import MAX_OUTPUT_DEPTH, dumps_normalised, json_candidates
+from tools._schema_regex import pattern_error, regex_budget, safe_validator_class
+
+__all__ = [
+    "DECODING_MAX_ITEMS",
+    "MAX_OUTPUT_DEPTH",
+    "MAX_SCHEMA_CHARS",
+    "MAX_SCHEMA_DEPTH",
+    "CompiledSchema",
+    "OutputCheck",
+    "bound_arrays",
+    "canonical_schema_text",
+    "compile_schema",
+]
+
+#: Largest schema accepted, in characters of compact canonical JSON (real-world schemas such as
+#: Kubernetes' reach ~160k).
+MAX_SCHEMA_CHARS = 256 * 1024
+#: Deepest nesting of objects/arrays in a schema document (real-world schemas stay under 20).
+MAX_SCHEMA_DEPTH = 64
+#: Distinct compiled schemas kept in memory.
+SCHEMA_CACHE_SIZE = 256
+#: Errors reported per validation (the model is re-asked with these; more would drown it).
+MAX_REPORTED_ERRORS = 10
+#: Characters kept of one error message (jsonschema quotes whole instances in some messages).
+MAX_MESSAGE_CHARS = 300
+#: ``maxItems`` given to arrays without one in the schema handed to constrained decoding: a small
+#: model under a grammar can otherwise repeat array items until ``max_tokens`` cuts it off.
+DECODING_MAX_ITEMS = 8
+
+# Subschema positions, for walking a schema without mistaking data (enum, const, default) for schemas.
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies")
+_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+_SCHEMA_ONE = (
+    "additionalProperties", "unevaluatedProperties", "propertyNames", "not", "if", "then", "else",
+    "contains", "additionalItems", "unevaluatedItems",
+)
+_PROBES: tuple[Any, ...] = (None, {}, [], "", 0)
+
+
+#: One problem: ``{"path": <JSON Pointer, "" for the whole document>, "message": ...}``.
+SchemaIssue = dict[str, str]
+
+
+def _issue(path: str, message: str) -> SchemaIssue:
+    return {"path": path, "message": message}
+
+
+@dataclass(frozen=True, slots=True)
+class OutputCheck:
+    """The verdict on one model output.
+
+    ``value`` is the JSON value that was validated (None when none could be parsed), ``text`` its
+    normalised JSON text when valid (else ``""``), ``errors`` empty exactly when ``valid``.
+    """
+
+    valid: bool
+    value: Any
+    text: str
+    errors: tuple[SchemaIssue, ...]
+
+
+class CompiledSchema:
+    """A checked schema with its validator, ready to validate any number of outputs."""
+
+    def __init__(self, schema: Any, validator_class: Any) -> None:
+        self.schema = schema
+        self.dialect: str = validator_class.META_SCHEMA.get("$schema") or validator_class.META_SCHEMA.get("id")
+        checker = _format_checker(validator_class)
+        self._validator = safe_validator_class(validator_class)(
+            schema, registry=_REFUSING_REGISTRY, format_checker=checker
+        )
+
+    def validate(self, value: Any) -> tuple[SchemaIssue, ...]:
+        """The errors of ``value`` against the schema (empty when valid), at most ``MAX_REPORTED_ERRORS``."""
+        try:
+            with regex_budget():
+                errors = _first(self._validator.iter_errors(value), MAX_REPORTED_ERRORS)
+        except RecursionError:
+            return (_issue(path="", message="the schema recursed without end on this value"),)
+        except referencing.exceptions.Unresolvable as exc:  # unreachable after compile's check; be safe
+            return (_issue(path="", message=f"the schema's reference {exc} cannot be resolved"),)
+        errors.sort(key=lambda e: (list(map(str, e.absolute_path)), e.message))
+        return tuple(_issue(path=_pointer(e.absolute_path), message=_clip(e.message)) for e in errors)
+
+    def check_text(self, text: str) -> OutputCheck:
+        """Find the JSON in a model's raw output and validate it; the first valid candidate wins."""
+        values, problem = json_candidates(text)
+        if not values:
+            return OutputCheck(False, None, "", (_issue(path="", message=problem or "no JSON"),))
+        first: tuple[Any, tuple[SchemaIssue, ...]] | None = None
+        for value in values:
+            errors = self.validate(value)
+            if not errors:
+                return OutputCheck(True, value, dumps_normalised(value), ())
+            first = first or (value, errors)
+        assert first is not None
+        return OutputCheck(False, first[0], "", first[1])
+
+
+def compile_schema(schema: Any) -> CompiledSchema:
+    """Check ``schema`` and build its validator, once per distinct schema.
+
+    Raises :class:`InvalidSchemaError` (metaschema violation, bad pattern, local ``$ref`` to
+    nowhere) or :class:`UnsupportedSchemaError` (remote ``$ref``, over the bounds, unknown
+    ``$schema``), each with ``errors`` as JSON Pointers into the schema.
+    """
+    return _compile_cached(canonical_schema_text(schema))
+
+
+def canonical_schema_text(schema: Any) -> str:
+    """The cache key: compact JSON with sorted keys, after the size and nesting bounds are checked."""
+    if not isinstance(schema, Mapping | bool):
+        _unsupported("", f"a JSON schema must be an object or a boolean, not {type(schema).__name__}")
+    _check_depth(schema)
+    try:
+        text = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidSchemaError(f"the schema is not JSON: {exc}",
+                                 errors=[{"path": "", "message": f"not JSON: {exc}"}]) from exc
+    if len(text) > MAX_SCHEMA_CHARS:
+        _unsupported("", f"the schema is {len(text)} characters of JSON; the limit is {MAX_SCHEMA_CHARS}")
+    return text
+
+
+def bound_arrays(schema: Any, max_items: int = DECODING_MAX_ITEMS) -> Any:
+    """A copy of ``schema`` where every array without ``maxItems`` gets one (never below its minimum).
+
+    Only narrows: whatever the copy accepts, ``schema`` accepts. Meant for constrained decoding,
+    never for validation.
+    """
+    bounded = copy.deepcopy(schema)
+    for node in _subschemas(bounded):
+        if _is_array_schema(node) and "maxItems" not in node:
+            fixed = [len(v) for k in ("prefixItems", "items") if isinstance(v := node.get(k), list)]
+            floor = max(_int(node.get("minItems")), _int(node.get("minContains")), *fixed)
+            node["maxItems"] = max(max_items, floor)
+    return bounded
+
+
+# --- compiling ---------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=SCHEMA_CACHE_SIZE)
+def _compile_cached(canonical: str) -> CompiledSchema:
+    schema = json.loads(canonical)  # a private copy: the caller may mutate theirs afterwards
+    validator_class = _dialect(schema)
+    _check_metaschema(schema, validator_class)
+    _check_patterns(schema)
+    compiled = CompiledSchema(schema, validator_class)
+    _check_refs(schema)
+    _probe(compiled)
+    return compiled
+
+
+def _dialect(schema: Any) -> Any:
+    if not isinstance(schema, dict) or "$schema" not in schema:
+        return Draft202012Validator
+    dialect = schema["$schema"]
+    found = validator_for(schema, default=None) if isinstance(dialect, str) else None
+    if found is None:
+        _unsupported("/$schema", f"unknown JSON Schema dialect {dialect!r}; use a draft-04, -06, -07, "
+                                 "2019-09 or 2020-12 metaschema URI, or leave $schema out for 2020-12")
+    return found
+
+
+def _check_metaschema(schema: Any, validator_class: Any) -> None:
+    meta = validator_class(validator_class.META_SCHEMA, format_checker=_format_checker(validator_class),
+                           registry=_REFUSING_REGISTRY)
+    errors = list(meta.iter_errors(schema))
+    if not errors:
+        return
+    best = _schema_issue(best_match(errors))
+    issues = [_schema_issue(e) for e in sorted(errors, key=relevance, reverse=True)[:MAX_REPORTED_ERRORS]]
+    where = best["path"] or "the top level"
+    raise InvalidSchemaError(f"invalid JSON schema at {where}: {best['message']}",
+                             errors=[best, *(i for i in issues if i != best)])
+
+
+def _check_patterns(schema: Any) -> None:
+    for path, pattern in _patterns(schema):
+        problem = pattern_error(pattern)
+        if problem is not None:
+            message = f"{pattern!r} is not a valid regular expression: {problem}"
+            raise InvalidSchemaError(f"invalid JSON schema at {path}: {message}",
+                                     errors=[{"path": path, "message": message}])
+
+
+def _check_refs(schema: Any) -> None:
+    """Resolve every reference now, inside the document: nothing is fetched, ever."""
+    resource: Resource[Any] = Resource.from_contents(schema, default_specification=DRAFT202012)
+    resolver = _REFUSING_REGISTRY.resolver_with_root(resource)
+    _walk_refs(resolver, resource, "")
+
+
+def _walk_refs(resolver: Any, resource: Resource[Any], path: str) -> None:
+    contents = resource.contents
+    if isinstance(contents, dict):
+        for keyword in ("$ref", "$dynamicRef"):
+            ref = contents.get(keyword)
+            if isinstance(ref, str):
+                _resolve(resolver, ref, f"{path}/{_escape(keyword)}")
+    for sub in resource.subresources():
+        _walk_refs(resolver.in_subresource(sub), sub, _locate(contents, sub.contents, path))
+
+
+def _resolve(resolver: Any, ref: str, path: str) -> None:
+    try:
+        resolver.lookup(ref)
+    except (referencing.exceptions.PointerToNowhere, referencing.exceptions.NoSuchAnchor,
+            referencing.exceptions.InvalidAnchor) as exc:
+        message = f"$ref {ref!r} points nowhere in the schema: {_clip(str(exc).split(' within ')[0])}"
+        raise InvalidSchemaError(f"invalid JSON schema at {path}: {message}",
+                                 errors=[{"path": path, "message": message}]) from exc
+    except referencing.exceptions.Unresolvable as exc:
+        message = (f"$ref {ref!r} points outside the schema; remote references are never fetched "
+                   "(put the referenced schema under $defs and refer to it as #/$defs/...)")
+        raise UnsupportedSchemaError(f"unsupported JSON schema at {path}: {message}",
+                                     errors=[{"path": path, "message": message}]) from exc
+
+
+def _probe(compiled: CompiledSchema) -> None:
+    # A schema that refers to itself without descending into the value ({"$ref": "#"}) recurses
+    # forever on any value; find out now rather than on the first model output.
+    for value in _PROBES:
+        try:
+            _first(compiled._validator.iter_errors(value), 1)
+        except RecursionError:
+            _unsupported("", "the schema refers to itself without descending into the value ($ref loop)")
+
+
+def _refuse_retrieval(uri: str) -> Resource[Any]:
+    raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]  # attrs-made __init__
+
+
+# Every validator gets this registry: it holds nothing and refuses every retrieval, so no $ref is
+# ever fetched (jsonschema's default registry would fetch http(s) URLs with urllib).
+_REFUSING_REGISTRY: Registry[Any] = Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]
+
+
+@functools.cache
+def _format_checker(validator_class: Any) -> FormatChecker:
+    # The draft's own checker, with "regex" checked by the engine patterns actually run on.
+    checker = copy.copy(validator_class.FORMAT_CHECKER)
+    checker.checkers = dict(checker.checkers)
+    checker.checks("regex", raises=ValueError)(_regex_format)
+    return checker
+
+
+def _regex_format(instance: object) -> bool:
+    if isinstance(instance, str) and (problem := pattern_error(instance)) is not None:
+        raise ValueError(problem)
+    return True
+
+
+# --- walking -----------------------------------------------------------------------------------
+
+
+def _check_depth(schema: Any) -> None:
+    stack: list[tuple[Any, int]] = [(schema, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, Mapping | list):
+            if depth > MAX_SCHEMA_DEPTH:
+                _unsupported("", f"the schema is nested deeper than {MAX_SCHEMA_DEPTH} levels")
+            children = node.values() if isinstance(node, Mapping) else node
+            stack.extend((child, depth + 1) for child in children)
+
+
+def _subschemas(schema: Any, path: str = "") -> Iterator[dict[str, Any]]:
+    """Every subschema (as a dict) in schema positions, with no recursion limit concerns (depth-bounded)."""
+    for _, node in _subschemas_with_paths(schema, path):
+        yield node
+
+
+def _subschemas_with_paths(schema: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    stack: list[tuple[str, Any]] = [(path, schema)]
+    while stack:
+        where, node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        yield where, node
+        stack.extend(_children(where, node))
+
+
+def _children(where: str, node: dict[str, Any]) -> Iterable[tuple[str, Any]]:
+    for key in _SCHEMA_MAPS:
+        if isinstance(node.get(key), dict):
+            yield from ((f"{where}/{key}/{_escape(k)}", v) for k, v in node[key].items())
+    for key in (*_SCHEMA_LISTS, "items"):
+        value = node.get(key)
+        if isinstance(value, list):
+            yield from ((f"{where}/{key}/{i}", v) for i, v in enumerate(value))
+        elif key == "items":
+            yield f"{where}/items", value
+    for key in _SCHEMA_ONE:
+        yield f"{where}/{key}", node.get(key)
+
+
+def _patterns(schema: Any) -> Iterator[tuple[str, str]]:
+    for where, node in _subschemas_with_paths(schema, ""):
+        if isinstance(node.get("pattern"), str):
+            yield f"{where}/pattern", node["pattern"]
+        for key in node.get("patternProperties", {}) if isinstance(node.get("patternProperties"), dict) else ():
+            yield f"{where}/patternProperties/{_escape(key)}", key
+
+
+def _locate(parent: Any, child: Any, path: str) -> str:
+    """The JSON Pointer of ``child`` (a direct subschema of ``parent``), for messages."""
+    if isinstance(parent, dict):
+        for where, node in _children(path, parent):
+            if node is child:
+                return where
+    return path
+
+
+def _is_array_schema(node: dict[str, Any]) -> bool:
+    # maxItems only ever constrains arrays, so adding it wherever array keywords appear is safe.
+    kind = node.get("type")
+    return kind == "array" or (isinstance(kind, list) and "array" in kind) or any(
+        k in node for k in ("items", "prefixItems", "contains")
+    )
+
+
+# --- small helpers -----------------------------------------------------------------------------
+
+
+def _first(errors: Iterator[ValidationError], limit: int) -> list[ValidationError]:
+    found: list[ValidationError] = []
+    for error in errors:
+        found.append(error)
+        if len(found) >= limit:
+            break
+    return found
+
+
+def _schema_issue(error: ValidationError) -> SchemaIssue:
+    return _issue(path=_pointer(error.absolute_path), message=_clip(error.message))
+
+
+def _pointer(parts: Iterable[Any]) -> str:
+    return "".join(f"/{_escape(str(p))}" for p in parts)
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _clip(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE_CHARS else message[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _unsupported(path: str, message: str) -> NoReturn:
+    raise UnsupportedSchemaError(f"unsupported JSON schema: {message}", errors=[{"path": path, "message": message}])
