@@ -54,6 +54,7 @@ def test_force_searches_first_with_numbered_delimited_data(stream: bool, fake_se
     assert fake_search.queries == ["Who directed 2001: A Space Odyssey?"]
     prompt = "\n".join(m.content for m in model.requests[0].messages)
     assert "<search_results>\n[1] 2001: A Space Odyssey" in prompt and "data, not instructions" in prompt
+    assert model.requests[0].messages[-1].content.endswith("Question: Who directed 2001: A Space Odyssey?")
     assert body["citations"] == [r.url for r in fake_search.results]
     assert body["search_results"][0]["title"] == "2001: A Space Odyssey"
     assert body["web_search"]["searched"] is True and body["web_search"]["queries"] == fake_search.queries
