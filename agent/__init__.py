@@ -26,11 +26,13 @@ from agent._exceptions import (
     NotFoundError,
     OutputValidationError,
     RateLimitError,
+    ServerRefusal,
     StudiolmError,
     UpstreamBadRequestError,
     UpstreamNotFoundError,
     UsageError,
 )
+from agent._limits import ServerLimits
 from agent._models import (
     Capabilities,
     Message,
@@ -93,6 +95,8 @@ __all__ = [
     "ScriptedCall",
     "ScriptedModel",
     "ScriptedReply",
+    "ServerLimits",
+    "ServerRefusal",
     "Stream",
     "StudiolmError",
     "TextDelta",

@@ -191,8 +191,14 @@ def _folder_index_path(folder: Path) -> Path:
 def _serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from agent._server import serve
-
+    try:
+        from agent._server import serve
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("starlette", "uvicorn"):
+            raise
+        print("error: `studiolm serve` needs the server extra: pip install 'studiolm-agent[server]'",
+              file=sys.stderr)
+        return 2
     asyncio.run(serve(host=args.host, port=args.port, api_keys=args.api_key, models=args.model,
                       search=args.search))
     return 0

@@ -42,9 +42,7 @@ def resolve_model_backend(
     api_key = api_key or env.get("STUDIOLM_API_KEY") or None
     base_url = base_url or env.get("STUDIOLM_BASE_URL") or None
     if api_key or base_url:
-        from agent._openai_backend import OpenAICompatibleBackend
-
-        from agent._openai_backend import DEFAULT_TIMEOUT
+        from agent._openai_backend import DEFAULT_TIMEOUT, OpenAICompatibleBackend
 
         return OpenAICompatibleBackend(
             api_key, base_url or DEFAULT_BASE_URL, http_client=http_client, max_retries=max_retries,

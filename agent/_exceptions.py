@@ -7,6 +7,7 @@ run-time failures (upstream model, validation, graph limits)::
     ├── UsageError                     the caller's mistake; nothing was sent anywhere
     │   ├── BadRequestError            a parameter is missing, mistyped or out of range (.param)
     │   └── NotFoundError              unknown model id (.model, .available)
+    ├── ServerRefusal                  the HTTP server itself refused (auth, size, overload) (.status_code)
     └── APIError                       something failed while serving the request
         ├── APIConnectionError         could not reach the upstream model server (.attempts)
         │   └── APITimeoutError        the upstream did not answer in time
@@ -42,6 +43,7 @@ __all__ = [
     "NotFoundError",
     "OutputValidationError",
     "RateLimitError",
+    "ServerRefusal",
     "StudiolmError",
     "UpstreamBadRequestError",
     "UpstreamNotFoundError",
@@ -88,6 +90,22 @@ class NotFoundError(UsageError, LookupError):
         self.model = model
         self.available = list(available)
         self.param = "model"
+
+
+class ServerRefusal(StudiolmError):
+    """An answer the HTTP server gives on its own: 401, 403, 413, 415, 429, 503, or a generic 500.
+
+    ``status_code`` is the HTTP status; the envelope values are given per instance.
+    """
+
+    def __init__(
+        self, message: str, *, status_code: int, error_type: str, code: str, param: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_type = error_type
+        self.code = code
+        self.param = param
 
 
 class APIError(StudiolmError):

@@ -1,0 +1,355 @@
+"""The studiolm API over HTTP: an OpenAI-compatible Starlette app and ``studiolm serve`` (uvicorn).
+
+Routes: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /health`` (and ``/v1/health``),
+``GET /openapi.json``. Responses and stream chunks are exactly what :class:`~agent._client.AsyncClient`
+returns, serialised as JSON; errors are the OpenAI envelope ``{"error": {"message", "type", "param",
+"code"}}`` with these statuses:
+
+===  ===========================================================================================
+400  a bad parameter (``param`` names it), an unknown body field, a body that is not a JSON object
+401  missing or invalid API key (when keys are configured)
+403  no key configured and a non-loopback ``Host`` header (DNS-rebinding guard)
+404  unknown model (listing the served ones) or route;  405 wrong method
+413  body larger than the cap (from ``Content-Length`` up front, or while reading)
+415  body not sent as ``application/json`` (so browsers cannot post to an unkeyed server cross-site)
+422  JSON mode: the output never validated
+429  the generation queue is full (``Retry-After``), or the upstream rate-limited us
+502  upstream failed or refused us;  503  no generation slot in time (``Retry-After``);  504  upstream timeout
+500  anything unexpected: a generic envelope; the log gets the type and stack, never the message
+===  ===========================================================================================
+
+Request bodies: the SDK's parameters with its defaults and validation, plus ``max_tokens`` and the
+number of messages bounded (:mod:`agent._limits`). A JSON ``null`` for an optional parameter means
+"use the default", as in OpenAI's API. Other fields are refused with 400 naming the field, except
+three harmless OpenAI ones: ``user`` (ignored), ``n`` (only 1), ``stream_options`` (the final chunk
+always carries ``usage``). Nothing a caller sends is silently dropped beyond those.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agent._auth import AccessMiddleware, check_bind, resolve_api_keys
+from agent._client import AsyncClient, AsyncStream
+from agent._exceptions import BadRequestError, NotFoundError, StudiolmError
+from agent._limits import SHUTDOWN_GRACE_SECONDS, GenerationLimiter, Refusal, ServerLimits
+from agent._openapi import openapi_document
+from agent._server_io import (
+    BodyProblem,
+    Sender,
+    as_error,
+    dumps,
+    error_headers,
+    internal_error,
+    log_unexpected,
+    problem,
+    pump_sse,
+    read_body,
+    run_until_disconnect,
+    send_error,
+    send_json,
+    status_for,
+)
+from agent._wire import error_body
+
+__all__ = ["IGNORED_FIELDS", "SDK_FIELDS", "chat_params", "create_app", "serve"]
+
+logger = logging.getLogger("studiolm.server")
+
+#: The body fields that are ``chat.completions.create`` parameters.
+SDK_FIELDS = ("model", "messages", "temperature", "max_tokens", "stream", "top_p", "frequency_penalty",
+              "presence_penalty", "web_search", "response_format")
+#: OpenAI fields accepted without effect (see the module docstring).
+IGNORED_FIELDS = ("user", "n", "stream_options")
+_CHAT = "/v1/chat/completions"
+_PUBLIC_PATHS = frozenset({"/health", "/v1/health", "/openapi.json"})
+_KNOWN_PATHS = _PUBLIC_PATHS | {_CHAT, "/v1/models"}
+_ANSWERED = object()  # _ChatEndpoint._body: the request was already answered (or the client left)
+
+
+def create_app(
+    client: AsyncClient,
+    *,
+    api_keys: Iterable[str] | None = None,
+    models: Sequence[str] | None = None,
+    limits: ServerLimits | None = None,
+) -> ASGIApp:
+    """The ASGI app serving ``client``.
+
+    ``api_keys``: accepted bearer tokens; ``None`` reads ``STUDIOLM_SERVER_API_KEYS``; none at all
+    means loopback-only (foreign ``Host`` headers get 403). ``models``: serve only these ids (default:
+    every model the client lists). ``limits``: see :class:`ServerLimits`. The caller owns ``client``.
+    """
+    keys = resolve_api_keys(api_keys)
+    limits = limits or ServerLimits()
+    state = _State(client, limits, frozenset(models) if models else None)
+    routes = [
+        Route(_CHAT, _ChatEndpoint(state), methods=["POST"]),
+        Route("/v1/models", state.list_models, methods=["GET"]),
+        Route("/health", _health, methods=["GET"]),
+        Route("/v1/health", _health, methods=["GET"]),
+        Route("/openapi.json", state.openapi, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_exception, Exception: _crash})
+    guarded = AccessMiddleware(app, api_keys=keys, protected=lambda path: path not in _PUBLIC_PATHS, deny=_deny)
+    return _Outermost(guarded)
+
+
+class _State:
+    """What the endpoints share: the client, the limits, the generation slots, the served models."""
+
+    def __init__(self, client: AsyncClient, limits: ServerLimits, models: frozenset[str] | None) -> None:
+        self.client = client
+        self.limits = limits
+        self.models = models
+        self.limiter = GenerationLimiter(limits.max_concurrent, limits.max_queued, limits.queue_timeout)
+        self._openapi = dumps(openapi_document(limits))
+
+    async def list_models(self, request: Request) -> Response:
+        try:
+            listed = await self.client.models.list()
+        except Exception as exc:
+            return _error_response(as_error(exc, "GET /v1/models"))
+        if self.models is not None:
+            listed["data"] = [m for m in listed["data"] if m["id"] in self.models]
+        return Response(dumps(listed), media_type="application/json")
+
+    async def openapi(self, request: Request) -> Response:
+        return Response(self._openapi, media_type="application/json")
+
+
+class _ChatEndpoint:
+    """``POST /v1/chat/completions`` as a raw ASGI app: it reads the body itself (to stop at the cap)
+    and watches the connection while it generates (to stop when the client leaves)."""
+
+    def __init__(self, state: _State) -> None:
+        self._state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sender = Sender(send)
+        body = await self._body(scope, receive, sender)
+        if body is _ANSWERED:
+            return
+        try:
+            params = chat_params(body, self._state.limits, self._state.models)
+        except StudiolmError as exc:
+            await send_error(sender, exc)
+            return
+        await run_until_disconnect(receive, self._generate(params, sender), lambda: sender.complete)
+
+    async def _body(self, scope: Scope, receive: Receive, sender: Sender) -> Any:
+        """The parsed JSON body, or ``_ANSWERED`` once the error response went out."""
+        limit = self._state.limits.max_body_bytes
+        headers = dict(scope["headers"])  # a repeated header keeps its last value; h11 refuses two lengths
+        error = _content_problem(headers, limit)
+        if error is None:
+            raw = await read_body(receive, limit)
+            if raw is BodyProblem.DISCONNECTED:
+                return _ANSWERED
+            if raw is BodyProblem.TOO_LARGE:
+                error = _too_large(limit)
+            else:
+                try:
+                    return json.loads(raw)
+                except (ValueError, RecursionError):  # not UTF-8/JSON, or nested deeper than the parser goes
+                    error = problem("the request body is not valid JSON", status=400,
+                                    error_type="invalid_request_error", code="invalid_json")
+        await send_error(sender, error)
+        return _ANSWERED
+
+    async def _generate(self, params: dict[str, Any], sender: Sender) -> None:
+        refusal = await self._state.limiter.acquire()
+        if refusal is not None:
+            await send_error(sender, _overloaded(refusal, self._state.limits.retry_after))
+            return
+        try:
+            result = await self._state.client.chat.completions.create(**params)
+            if isinstance(result, AsyncStream):
+                limits = self._state.limits
+                await pump_sse(result, sender, keepalive=limits.keepalive, hold=limits.stream_hold,
+                               where=f"POST {_CHAT}")
+            else:
+                await send_json(sender, 200, result)
+        except Exception as exc:
+            error = as_error(exc, f"POST {_CHAT}")
+            if not sender.started:
+                await send_error(sender, error)
+        finally:
+            self._state.limiter.release()
+
+
+def chat_params(body: Any, limits: ServerLimits, models: frozenset[str] | None) -> dict[str, Any]:
+    """The ``create(...)`` keyword arguments for a request body; raises :class:`BadRequestError` /
+    :class:`NotFoundError` for what the SDK would not catch itself (see the module docstring)."""
+    if not isinstance(body, dict):
+        raise BadRequestError("the request body must be a JSON object", param=None)
+    for name, value in body.items():
+        if name not in SDK_FIELDS and name not in IGNORED_FIELDS:
+            hint = " (use max_tokens)" if name == "max_completion_tokens" else ""
+            raise BadRequestError(f"unknown parameter{hint}; accepted: {', '.join(SDK_FIELDS + IGNORED_FIELDS)}",
+                                  param=name)
+        if name in IGNORED_FIELDS:
+            _check_ignored(name, value)
+    params = {k: v for k, v in body.items() if k in SDK_FIELDS and (v is not None or k in ("model", "messages"))}
+    for required in ("model", "messages"):
+        if required not in params:
+            raise BadRequestError("is required", param=required)
+    messages, max_tokens, model = params["messages"], params.get("max_tokens"), params["model"]
+    if isinstance(messages, list) and len(messages) > limits.max_messages:
+        raise BadRequestError(f"at most {limits.max_messages} messages, got {len(messages)}", param="messages")
+    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens > limits.max_tokens:
+        raise BadRequestError(f"must be at most {limits.max_tokens}, got {max_tokens}", param="max_tokens")
+    if models is not None and isinstance(model, str) and model not in models:
+        raise NotFoundError(model, sorted(models))
+    return params
+
+
+def _check_ignored(name: str, value: Any) -> None:
+    ok = {
+        "user": value is None or isinstance(value, str),
+        "n": value is None or (value == 1 and not isinstance(value, bool)),
+        "stream_options": value is None or (isinstance(value, dict) and set(value) <= {"include_usage"}
+                                            and isinstance(value.get("include_usage", False), bool)),
+    }[name]
+    if not ok:
+        expected = {"user": "a string", "n": "1 (one choice per request)",
+                    "stream_options": 'an object like {"include_usage": true}'}[name]
+        raise BadRequestError(f"must be {expected}", param=name)
+
+
+def _content_problem(headers: dict[bytes, bytes], limit: int) -> StudiolmError | None:
+    media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+    if media_type != b"application/json":
+        return problem("send the body as JSON with 'Content-Type: application/json'", status=415,
+                       error_type="invalid_request_error", code="unsupported_media_type")
+    length = headers.get(b"content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        return _too_large(limit)
+    return None
+
+
+def _too_large(limit: int) -> StudiolmError:
+    return problem(f"the request body is larger than {limit} bytes", status=413,
+                   error_type="invalid_request_error", code="request_too_large")
+
+
+def _overloaded(refusal: Refusal, retry_after: int) -> StudiolmError:
+    if refusal is Refusal.QUEUE_FULL:
+        error = problem("too many requests are waiting for a generation slot; retry later", status=429,
+                        error_type="rate_limit_error", code="server_queue_full")
+    else:
+        error = problem("no generation slot became free in time; retry later", status=503,
+                        error_type="server_error", code="server_overloaded")
+    error.retry_after = retry_after  # type: ignore[attr-defined]
+    return error
+
+
+def _error_response(error: StudiolmError, headers: dict[str, str] | None = None) -> Response:
+    extra = {**(headers or {}), **{k.decode(): v.decode() for k, v in error_headers(error)}}
+    return Response(dumps(error_body(error)), status_code=status_for(error), media_type="application/json",
+                    headers=extra)
+
+
+async def _health(request: Request) -> Response:
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = "no such route" if exc.status_code == 404 else str(exc.detail)
+    error = problem(message, status=exc.status_code, error_type="invalid_request_error", code=code)
+    return _error_response(error, dict(exc.headers or {}))
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    # Starlette re-raises after this; _Outermost logs it once and keeps it from the ASGI server.
+    return _error_response(internal_error())
+
+
+async def _deny(scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str) -> None:
+    error = problem(message, status=status, error_type="invalid_request_error", code=code)
+    challenge = [(b"www-authenticate", b'Bearer realm="studiolm"')] if status == 401 else []
+    await send_error(Sender(send), error, challenge)
+
+
+class _Outermost:
+    """Catches what escaped (so the ASGI server never prints a message that may quote request data)
+    and writes one access-log line per request, with the path only when it is one of our routes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status, began = 0, time.perf_counter()
+        sender = Sender(send)
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        path = scope["path"] if scope["path"] in _KNOWN_PATHS else "(other path)"
+        try:
+            await self.app(scope, receive, send_status)
+        except Exception as exc:
+            log_unexpected(exc, f"{scope['method']} {path}")
+            if not status:
+                await send_error(sender, internal_error())
+        finally:
+            took = (time.perf_counter() - began) * 1000
+            logger.info('"%s %s" %s %.0f ms', scope["method"], path, status or "-", took)
+
+
+async def serve(
+    client: AsyncClient | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    api_keys: Iterable[str] | None = None,
+    models: Sequence[str] | None = None,
+    limits: ServerLimits | None = None,
+    search: str | None = None,
+    log_level: str = "info",
+) -> None:
+    """Serve with uvicorn until interrupted, then close the client.
+
+    Refuses (:class:`BadRequestError`, ``param="host"``) a non-loopback ``host`` without API keys,
+    before anything is loaded. ``client`` defaults to ``AsyncClient(search=search)`` (configured by
+    the environment, see :mod:`agent._config`).
+    """
+    import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
+    keys = resolve_api_keys(api_keys)
+    check_bind(host, keys)
+    if client is None:
+        client = AsyncClient(search=search)
+    app = create_app(client, api_keys=[k.decode("ascii") for k in keys], models=models, limits=limits)
+    log_config = {**LOGGING_CONFIG, "loggers": {
+        **LOGGING_CONFIG["loggers"],
+        "studiolm.server": {"handlers": ["default"], "level": log_level.upper(), "propagate": False},
+    }}
+    # uvicorn's own access log would print query strings; ours (above) does not.
+    config = uvicorn.Config(app, host=host, port=port, access_log=False, log_level=log_level,
+                            log_config=log_config, lifespan="off", server_header=False,
+                            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
+    try:
+        await uvicorn.Server(config).serve()
+    finally:
+        await client.aclose()

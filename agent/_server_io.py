@@ -1,0 +1,283 @@
+"""ASGI plumbing for the HTTP server: responses, the error envelope and its status, the request body
+under a cap, Server-Sent Events with keep-alives, and cancelling work when the client goes away.
+
+Bodies are never built here: responses and chunks come from the SDK (:mod:`agent._wire` through
+:class:`~agent._client.AsyncClient`), errors from :func:`agent._wire.error_body`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import math
+import traceback
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from starlette.types import Message, Receive, Send
+
+from agent._client import AsyncStream
+from agent._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    BadRequestError,
+    NotFoundError,
+    OutputValidationError,
+    RateLimitError,
+    ServerRefusal,
+    StudiolmError,
+    UpstreamBadRequestError,
+    UsageError,
+)
+from agent._types import ChatCompletionChunk
+from agent._wire import error_body
+
+__all__ = [
+    "SSE_HEADERS",
+    "BodyProblem",
+    "Sender",
+    "as_error",
+    "dumps",
+    "error_headers",
+    "internal_error",
+    "log_unexpected",
+    "problem",
+    "pump_sse",
+    "read_body",
+    "run_until_disconnect",
+    "send_error",
+    "send_json",
+    "status_for",
+]
+
+logger = logging.getLogger("studiolm.server")
+
+Headers = Sequence[tuple[bytes, bytes]]
+
+#: Chunks produced ahead of a slow reader; past this the generation waits (backpressure).
+SSE_BUFFERED_CHUNKS = 16
+KEEPALIVE = b": keep-alive\n\n"
+DONE = b"data: [DONE]\n\n"
+SSE_HEADERS: Headers = (
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),  # tell nginx-style proxies not to hold events back
+)
+
+# Which status each error gets. First match wins, so subclasses come before their bases.
+_STATUSES: tuple[tuple[type[StudiolmError], int], ...] = (
+    (NotFoundError, 404),
+    (BadRequestError, 400),
+    (UpstreamBadRequestError, 400),
+    (OutputValidationError, 422),
+    (RateLimitError, 429),
+    (APITimeoutError, 504),
+    (APIConnectionError, 502),
+    (APIStatusError, 502),
+    (UsageError, 400),
+)
+
+
+def status_for(error: StudiolmError) -> int:
+    """The HTTP status for ``error`` (anything unlisted is a 500 with the envelope)."""
+    if isinstance(error, ServerRefusal):
+        return error.status_code
+    return next((s for kind, s in _STATUSES if isinstance(error, kind)), 500)
+
+
+def problem(message: str, *, status: int, error_type: str, code: str, param: str | None = None) -> StudiolmError:
+    """An error the server itself reports (auth, size, overload…), ready for :func:`send_error`.
+
+    It is never raised: the server sends it as the error envelope with ``status``.
+    """
+    return ServerRefusal(message, status_code=status, error_type=error_type, code=code, param=param)
+
+
+def log_unexpected(exc: BaseException, where: str) -> None:
+    """Log a bug: the exception type and the stack, not its message, which may quote request data."""
+    stack = "".join(traceback.format_tb(exc.__traceback__))
+    logger.error("unexpected %s while serving %s (message withheld)\n%s", type(exc).__qualname__, where, stack)
+
+
+def as_error(exc: Exception, where: str) -> StudiolmError:
+    """``exc`` if it is one of ours, else a generic 500 (after logging it with :func:`log_unexpected`)."""
+    if isinstance(exc, StudiolmError):
+        return exc
+    log_unexpected(exc, where)
+    return internal_error()
+
+
+def internal_error() -> StudiolmError:
+    """The generic 500: no detail of what went wrong reaches the caller."""
+    return problem("internal server error; the server log has the details", status=500,
+                   error_type="server_error", code="internal_error")
+
+
+def dumps(body: Any) -> bytes:
+    """Compact ASCII JSON: no raw newline can end up inside an SSE line, no UTF-8 can be split."""
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode("ascii")
+
+
+class Sender:
+    """Wraps ASGI ``send``; knows whether the response has started and whether it is complete."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+        self.complete = False
+        self.status = 0
+
+    async def start(self, status: int, headers: Headers) -> None:
+        """Send the status line and headers."""
+        self.started, self.status = True, status
+        await self._send({"type": "http.response.start", "status": status, "headers": list(headers)})
+
+    async def body(self, data: bytes, *, more: bool = True) -> None:
+        """Send one piece of the body, in one write (``more=False`` ends the response)."""
+        self.complete = not more
+        await self._send({"type": "http.response.body", "body": data, "more_body": more})
+
+
+async def send_json(sender: Sender, status: int, body: Any, headers: Headers = ()) -> None:
+    """A whole JSON response."""
+    payload = dumps(body)
+    await sender.start(status, [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(payload)).encode()), *headers])
+    await sender.body(payload, more=False)
+
+
+async def send_error(sender: Sender, error: StudiolmError, headers: Headers = ()) -> None:
+    """The error envelope with its status (and ``Retry-After`` when the error has a hint)."""
+    await send_json(sender, status_for(error), error_body(error), [*headers, *error_headers(error)])
+
+
+def error_headers(error: StudiolmError) -> Headers:
+    """``Retry-After`` when the error carries a ``retry_after`` hint."""
+    seconds = getattr(error, "retry_after", None)
+    if isinstance(seconds, int | float) and math.isfinite(seconds) and seconds >= 0:
+        return [(b"retry-after", str(max(1, math.ceil(seconds))).encode())]
+    return []
+
+
+class BodyProblem(enum.Enum):
+    """Why :func:`read_body` has no body to give."""
+
+    TOO_LARGE = "too_large"
+    DISCONNECTED = "disconnected"
+
+
+async def read_body(receive: Receive, limit: int) -> bytes | BodyProblem:
+    """The request body, read piece by piece; stops as soon as it passes ``limit`` bytes."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return BodyProblem.DISCONNECTED
+        body += message.get("body", b"")
+        if len(body) > limit:
+            return BodyProblem.TOO_LARGE
+        if not message.get("more_body", False):
+            return bytes(body)
+
+
+async def run_until_disconnect(receive: Receive, work: Coroutine[Any, Any, None], finished: Callable[[], bool]) -> None:
+    """Run ``work``, cancelling it when the client disconnects before ``finished()``.
+
+    The request body must have been read: from then on the only message ``receive`` can bring is
+    ``http.disconnect``, which servers send as soon as the connection drops (and, harmlessly, once
+    the response is complete, which ``finished`` tells apart).
+    """
+    task = asyncio.ensure_future(work)
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        message: Message = {"type": ""}
+        while message["type"] != "http.disconnect":
+            message = await receive()
+        if not finished():
+            gone = True
+            task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+    finally:
+        watcher.cancel()
+        task.cancel()
+        await asyncio.gather(task, watcher, return_exceptions=True)
+
+
+async def pump_sse(stream: AsyncStream, sender: Sender, *, keepalive: float, hold: float, where: str) -> None:
+    """Send ``stream`` as Server-Sent Events: one complete ``data:`` event per write.
+
+    The first chunks (the role chunk, early steps) are held back until the first token or for
+    ``hold`` seconds, so a failure that comes first (the upstream is down) still gets its real HTTP
+    status. Then every ``keepalive`` seconds of silence bring a ``: keep-alive`` comment. A failure
+    after the headers is one ``data: {"error": …}`` event, then the end; a normal end is
+    ``data: [DONE]``.
+    """
+    queue: asyncio.Queue[ChatCompletionChunk | StudiolmError | None] = asyncio.Queue(SSE_BUFFERED_CHUNKS)
+    producer = asyncio.ensure_future(_produce(stream, queue, where))
+    held: list[bytes] = []
+    commit_at = asyncio.get_running_loop().time() + hold
+    try:
+        while True:
+            try:
+                async with asyncio.timeout_at(None if sender.started else commit_at):
+                    async with asyncio.timeout(keepalive):
+                        item = await queue.get()
+            except TimeoutError:
+                if held or not sender.started:
+                    await _flush(sender, held)
+                else:
+                    await sender.body(KEEPALIVE)
+                continue
+            if isinstance(item, StudiolmError):
+                await _fail(sender, item)
+                return
+            if item is None:
+                await _flush(sender, held)
+                await sender.body(DONE, more=False)
+                return
+            held.append(b"data: " + dumps(item) + b"\n\n")
+            if sender.started or (len(held) > 1 and "step" not in item):
+                await _flush(sender, held)
+    finally:
+        producer.cancel()
+        await asyncio.gather(producer, return_exceptions=True)
+
+
+async def _produce(
+    stream: AsyncStream, queue: asyncio.Queue[ChatCompletionChunk | StudiolmError | None], where: str
+) -> None:
+    try:
+        async for chunk in stream:
+            await queue.put(chunk)
+    except Exception as exc:
+        await queue.put(as_error(exc, where))
+    else:
+        await queue.put(None)
+    finally:
+        await stream.aclose()  # stops the run, also when this task is cancelled
+
+
+async def _flush(sender: Sender, held: list[bytes]) -> None:
+    if not sender.started:
+        await sender.start(200, SSE_HEADERS)
+    for event in held:
+        await sender.body(event)
+    held.clear()
+
+
+async def _fail(sender: Sender, error: StudiolmError) -> None:
+    if sender.started:
+        await sender.body(b"data: " + dumps(error_body(error)) + b"\n\n", more=False)
+    else:
+        await send_error(sender, error)

@@ -1,0 +1,1 @@
+"""Performance harness: plain scripts, run as `.venv/bin/python -m benchmarks.<name>`."""
