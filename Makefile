@@ -25,7 +25,7 @@ install: $(STAMP)
 
 demo: install
 	$(VENV)/bin/studiolm index
-	$(VENV)/bin/studiolm ask "$(DEMO_QUESTION)" --web-search force
+	$(VENV)/bin/studiolm ask "$(DEMO_QUESTION)" --web-search force --temperature 0
 
 lint: install
 	$(VENV)/bin/ruff check .
