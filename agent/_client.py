@@ -8,8 +8,9 @@ runs the chat graph; with ``stream=True`` it returns an iterator of chunks, othe
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -18,10 +19,12 @@ from agent._config import resolve_model_backend, resolve_search
 from agent._exceptions import BadRequestError
 from agent._models import ModelBackend
 from agent._params import build_request
+from agent._tool_params import parse_tools
 from agent._types import ChatCompletionChunk, ModelList
 from agent._wire import chunk_stream, completion, new_completion_id, now
 from graphs import ChatDeps, ChatLimits, ChatOutcome, ChatRequest, run_chat
-from tools import SearchBackend
+from graphs._toolbox import bind_tools
+from tools import CorpusNotFoundError, LocalIndex, SearchBackend
 
 __all__ = ["AsyncClient", "AsyncStream", "Client", "Stream"]
 
@@ -59,6 +62,12 @@ class AsyncClient:
     offline Wikipedia index). ``api_key``/``base_url`` (or ``STUDIOLM_API_KEY``/``STUDIOLM_BASE_URL``)
     drive any OpenAI-compatible endpoint; ``backend=`` takes any :class:`ModelBackend`;
     ``search=`` any :class:`SearchBackend` or ``"auto"``/``"web"``/``"local"``/``"none"``.
+
+    ``tools=``: tools offered in every request besides the request's own (same forms as
+    ``create(tools=...)``: Python functions, :class:`tools.Toolset` objects such as MCP servers,
+    built-in names). Served over HTTP, they are the server's tools. ``local_index=``: what the
+    built-in ``local_search`` tool searches (default: the offline Wikipedia index, built on first
+    use). :meth:`aclose` closes the search backend, the index and the client's toolsets.
     """
 
     def __init__(
@@ -72,6 +81,8 @@ class AsyncClient:
         timeout: float | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         limits: ChatLimits | None = None,
+        tools: Sequence[Any] | None = None,
+        local_index: SearchBackend | None = None,
     ) -> None:
         self.backend = resolve_model_backend(
             backend=backend, api_key=api_key, base_url=base_url, http_client=http_client,
@@ -79,6 +90,8 @@ class AsyncClient:
         )
         self.search = resolve_search(search)
         self.limits = limits or ChatLimits()
+        self.tools = parse_tools(tools)
+        self.local_index = local_index
         self.chat = _AsyncChat(self)
         self.models = _AsyncModels(self)
 
@@ -87,6 +100,10 @@ class AsyncClient:
         await self.backend.aclose()
         if self.search is not None:
             await self.search.aclose()
+        if self.local_index is not None:
+            await self.local_index.aclose()
+        for toolset in self.tools.toolsets:
+            await toolset.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -100,7 +117,25 @@ class AsyncClient:
             raise BadRequestError(f"must be true or false, got {stream!r}", param="stream")
         request = build_request(**params)
         await self.backend.check_model(request.model)
-        return request, ChatDeps(model=self.backend, search=self.search, limits=self.limits)
+        request = await self._bind_tools(request)
+        local = await self._local_search() if "local_search" in request.tools.builtins else None
+        return request, ChatDeps(model=self.backend, search=self.search, limits=self.limits, local_search=local)
+
+    async def _bind_tools(self, request: ChatRequest) -> ChatRequest:
+        """The client's tools plus the request's, listed and checked; ``tools=["web_search"]`` means
+        ``web_search="auto"`` when the request did not set a mode."""
+        config = self.tools.merged(request.tools)
+        mode = "auto" if "web_search" in config.builtins and request.web_search == "off" else request.web_search
+        config = await bind_tools(config, web_search=mode == "auto")
+        return dataclasses.replace(request, tools=config, web_search=mode)
+
+    async def _local_search(self) -> SearchBackend:
+        if self.local_index is None:
+            try:
+                self.local_index = LocalIndex.from_corpus()
+            except CorpusNotFoundError as exc:
+                raise BadRequestError(f"local_search needs a local index: {exc}", param="tools") from None
+        return self.local_index
 
     def _events(self, request: ChatRequest, deps: ChatDeps) -> AsyncIterator[Any]:
         return run_chat(request, deps, self.backend.capabilities(request.model))
@@ -123,8 +158,15 @@ class _AsyncCompletions:
         presence_penalty: float = 0.0,
         web_search: bool | str = False,
         response_format: Any = None,
+        tools: list[Any] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
     ) -> Any:
         """Create a chat completion (an :class:`AsyncStream` of chunks when ``stream=True``).
+
+        ``tools``: built-in names, OpenAI function tools (their calls come back as ``tool_calls``
+        with ``finish_reason="tool_calls"``), Python functions and :class:`tools.Toolset` objects
+        (run inside the graph); ``tool_choice``: ``"auto"``, ``"none"``, ``"required"`` or
+        ``{"type": "function", "function": {"name": ...}}``. See :mod:`agent._tool_params`.
 
         Raises :class:`BadRequestError` naming the parameter for any invalid value, and
         :class:`NotFoundError` for an unknown model, before anything is generated.

@@ -19,7 +19,8 @@ run-time failures (upstream model, validation, graph limits)::
         │   └── InternalServerError        5xx after all retries
         ├── ModelError                 a local model failed to load or generate
         ├── OutputValidationError      JSON-mode output never validated (.attempts)
-        └── GraphLimitError            the graph hit its step budget (.limit)
+        ├── GraphLimitError            the graph hit its step budget (.limit)
+        └── ToolsetError               a toolset failed outside a tool call, e.g. listing its tools (.toolset)
 
 Exceptions carry their data as attributes and never log. ``error_type`` and ``code`` are the values
 the HTTP edge puts into the OpenAI error envelope.
@@ -45,6 +46,7 @@ __all__ = [
     "RateLimitError",
     "ServerRefusal",
     "StudiolmError",
+    "ToolsetError",
     "UpstreamBadRequestError",
     "UpstreamNotFoundError",
     "UsageError",
@@ -214,3 +216,16 @@ class GraphLimitError(APIError):
     def __init__(self, message: str, *, limit: int) -> None:
         super().__init__(message)
         self.limit = limit
+
+
+class ToolsetError(APIError):
+    """A toolset failed outside a tool call (listing its tools: an MCP server that is down).
+
+    A failing *call* never raises: it becomes an error result the model reads.
+    """
+
+    code = "toolset_failed"
+
+    def __init__(self, message: str, *, toolset: str) -> None:
+        super().__init__(message)
+        self.toolset = toolset

@@ -30,6 +30,7 @@ import importlib.metadata
 import json
 import os
 import re
+import secrets
 import threading
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
@@ -50,6 +51,7 @@ from agent._models import (
     ToolSpec,
     Usage,
 )
+from tools import bound_for_decoding
 
 __all__ = ["DEFAULT_LOCAL_MODEL", "LlamaBackend"]
 
@@ -88,6 +90,10 @@ _STRICT_CHAR_RULE = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
 # Plain text in a tool-enabled grammar: anything, as long as it does not open a JSON object.
 _CALL_OR_TEXT = 'root ::= tool-call | free-text\nfree-text ::= [^{] [^\\x00]*\n'
 _ROOT_RULE = re.compile(r"^root ::=", re.MULTILINE)
+_CALL_NAME = re.compile(r'"tool"\s*:\s*"([^"]*)"')
+# Level of tools.bound_for_decoding for tool arguments: unbounded strings get at most 128 characters
+# and arrays 8 items in the grammar (validation still uses the tool's own schema).
+TOOL_ARGUMENT_BOUNDS = 1
 
 
 # --------------------------------------------------------------------------- shared loaded models
@@ -188,21 +194,49 @@ def _schema_gbnf(schema_text: str) -> str | None:
 
 
 def _tool_call_schema(tools: Sequence[ToolSpec], answer: dict[str, Any] | None) -> dict[str, Any]:
-    """One JSON schema for "a call of one of ``tools``" (or the ``answer`` object, in JSON mode)."""
-    calls: list[dict[str, Any]] = [
-        {
-            "type": "object",
-            "properties": {"tool": {"const": t.name}, "arguments": t.parameters or {"type": "object"}},
-            "required": ["tool", "arguments"],
-        }
-        for t in tools
-    ]
+    """One JSON schema for "a call of one of ``tools``" (or the ``answer`` object, in JSON mode).
+
+    Every ``$defs`` entry moves to the top (a tool's renamed ``<tool>__<name>``), where the
+    references of the combined schema resolve.
+    """
+    calls: list[dict[str, Any]] = []
+    tool_defs: dict[str, Any] = {}
+    for tool in tools:
+        # Strings and arrays bounded: under a grammar a small model can loop inside an argument string.
+        bounded = bound_for_decoding(tool.parameters or {"type": "object"}, TOOL_ARGUMENT_BOUNDS)
+        arguments, hoisted = _hoist_defs(bounded, f"{tool.name}__")
+        tool_defs.update(hoisted)
+        calls.append({"type": "object", "properties": {"tool": {"const": tool.name}, "arguments": arguments},
+                      "required": ["tool", "arguments"]})
+    top: dict[str, Any] = {"$defs": tool_defs} if tool_defs else {}
     if answer is None:
-        return {"anyOf": calls}
+        return {**top, "anyOf": calls}
     # Definitions stay at the top so the answer schema's "#/$defs/..." references still resolve.
     defs: dict[str, Any] = {k: answer[k] for k in ("$defs", "definitions") if k in answer}
     body = {k: v for k, v in answer.items() if k not in defs}
+    if tool_defs:
+        defs["$defs"] = {**defs.get("$defs", {}), **tool_defs}
     return {**defs, "anyOf": [*calls, body]}
+
+
+def _hoist_defs(schema: dict[str, Any], prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``schema`` without its ``$defs``/``definitions``, and those renamed ``prefix + name``, with every
+    local reference to them rewritten to ``#/$defs/<prefix><name>``."""
+    own = {**schema.get("definitions", {}), **schema.get("$defs", {})}
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, list):
+            return [rewrite(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out = {key: rewrite(value) for key, value in node.items()}
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(("#/$defs/", "#/definitions/")):
+            out["$ref"] = "#/$defs/" + prefix + ref.split("/", 2)[2]
+        return out
+
+    body = {k: v for k, v in schema.items() if k not in ("$defs", "definitions")}
+    return rewrite(body), {prefix + name: rewrite(sub) for name, sub in own.items()}
 
 
 def _request_gbnf(request: ModelRequest, tools: Sequence[ToolSpec]) -> str | None:
@@ -221,7 +255,13 @@ def _request_gbnf(request: ModelRequest, tools: Sequence[ToolSpec]) -> str | Non
         return _ROOT_RULE.sub("tool-call ::=", gbnf, count=1).rstrip("\n") + "\n" + _CALL_OR_TEXT
     if request.json_object and request.json_schema is None:
         return str(_import_llama_cpp().llama_grammar.JSON_GBNF)
-    return None if answer is None else _schema_gbnf(json.dumps(answer))
+    if answer is None:
+        return None
+    gbnf = _schema_gbnf(json.dumps(answer))
+    if gbnf is None and request.json_object:
+        # The schema has no grammar, but any JSON object is still far likelier to validate than free text.
+        return str(_import_llama_cpp().llama_grammar.JSON_GBNF)
+    return gbnf
 
 
 def _active_tools(request: ModelRequest) -> tuple[ToolSpec, ...]:
@@ -346,6 +386,9 @@ def _sampling_options(request: ModelRequest) -> dict[str, Any]:
         "frequency_penalty": s.frequency_penalty,
         "presence_penalty": s.presence_penalty,
         "repeat_penalty": REPEAT_PENALTY,
+        # A fresh seed per call: with llama's fixed default seed, a JSON-mode re-ask at temperature
+        # > 0 would repeat the rejected output word for word. Greedy decoding ignores it.
+        "seed": secrets.randbits(31),
     }
 
 
@@ -456,7 +499,8 @@ class LlamaBackend(ModelBackend):
         self._running.add(stop)
         try:
             worker.start()
-            async with contextlib.aclosing(_events(queue, tools, loaded.path)) as events:
+            forced = request.tool_choice != "auto"
+            async with contextlib.aclosing(_events(queue, tools, loaded.path, forced)) as events:
                 async for event in events:
                     yield event
         finally:
@@ -501,7 +545,7 @@ def _emitter(queue: asyncio.Queue[_Item], stop: threading.Event) -> Callable[[_I
 
 
 async def _events(
-    queue: asyncio.Queue[_Item], tools: Sequence[ToolSpec], path: Path
+    queue: asyncio.Queue[_Item], tools: Sequence[ToolSpec], path: Path, forced: bool = False
 ) -> AsyncGenerator[ModelEvent, None]:
     """Turn the worker's items into model events; a tool call's JSON is held back, not streamed."""
     seen = ""
@@ -512,7 +556,7 @@ async def _events(
         if isinstance(item, BaseException):
             raise ModelError(f"generation with {path} failed: {item}") from item
         if isinstance(item, _Finished):
-            yield _result(item, tools)
+            yield _result(item, tools, forced)
             return
         held_before = _holds_tool_call(seen, tools)
         seen += item
@@ -525,8 +569,22 @@ def _holds_tool_call(text: str, tools: Sequence[ToolSpec]) -> bool:
     return bool(tools) and (not text or text.startswith("{"))
 
 
-def _result(finished: _Finished, tools: Sequence[ToolSpec]) -> ModelResult:
+def _result(finished: _Finished, tools: Sequence[ToolSpec], forced: bool = False) -> ModelResult:
     call = _parse_tool_call(finished.content, tools)
+    if call is None and forced and tools:
+        # The grammar made it a call, but it was cut off (max_tokens): still a call, with its broken
+        # arguments, so the caller reports invalid arguments instead of showing JSON as the answer.
+        call = _salvage_call(finished.content, tools)
+        return ModelResult("", finished.finish_reason, tool_calls=(call,), usage=finished.usage)
     if call is None:
         return ModelResult(finished.content, finished.finish_reason, usage=finished.usage)
     return ModelResult("", "tool_calls", tool_calls=(call,), usage=finished.usage)
+
+
+def _salvage_call(content: str, tools: Sequence[ToolSpec]) -> ToolCall:
+    """The call a cut-off constrained output began: its tool (named, or the only one) and raw arguments."""
+    named = _CALL_NAME.search(content)
+    names = [t.name for t in tools]
+    name = named.group(1) if named and named.group(1) in names else names[0]
+    arguments = content.split('"arguments"', 1)[1].lstrip(" :") if '"arguments"' in content else content
+    return ToolCall(id=f"call_{uuid.uuid4().hex[:24]}", name=name, arguments=arguments)

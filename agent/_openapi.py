@@ -11,6 +11,8 @@ from typing import Any
 
 from agent._limits import ServerLimits
 from agent._params import RANGES, ROLES
+from agent._tool_params import MAX_TOOLS
+from graphs._toolbox import BUILTIN_TOOLS, TOOL_CHOICES
 
 __all__ = ["openapi_document"]
 
@@ -23,7 +25,7 @@ _ERROR_STATUSES = {
     "415": "The body is not sent as `application/json`.",
     "422": "JSON mode: the model's output never validated.",
     "429": "Too many requests waiting for a generation slot, or the upstream rate-limited us (`Retry-After`).",
-    "502": "The upstream model server failed or could not be reached.",
+    "502": "The upstream model server failed or could not be reached, or a toolset could not list its tools.",
     "503": "No generation slot became free in time (`Retry-After`).",
     "504": "The upstream model server timed out.",
 }
@@ -142,12 +144,42 @@ def _request_schema(limits: ServerLimits) -> dict[str, Any]:
                 }},
                 {"type": "null"},
             ]},
+            "tools": _tools_schema(),
+            "tool_choice": {"oneOf": [
+                {"enum": [*TOOL_CHOICES, None], "default": "auto"},
+                {"type": "object", "required": ["type", "function"], "additionalProperties": False, "properties": {
+                    "type": {"const": "function"},
+                    "function": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
+                }},
+            ]},
             "user": {"type": ["string", "null"], "description": "Accepted and ignored (OpenAI field)."},
             "n": {"enum": [1, None], "description": "Only one choice is generated."},
             "stream_options": {"type": ["object", "null"],
                                "properties": {"include_usage": {"type": "boolean"}},
                                "description": "Accepted; the final chunk always carries `usage`."},
         },
+    }
+
+
+def _tools_schema() -> dict[str, Any]:
+    function = {"type": "object", "required": ["name"], "additionalProperties": False, "properties": {
+        "name": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,64}$"},
+        "description": {"type": "string"},
+        "parameters": {"type": "object", "description": "A JSON schema of the arguments."},
+        "strict": {"type": ["boolean", "null"]},
+    }}
+    return {
+        "type": ["array", "null"],
+        "maxItems": MAX_TOOLS,
+        "description": "Built-in tools by name (run by the server) and OpenAI function tools (their calls come "
+                       'back as `tool_calls` with `finish_reason: "tool_calls"`).',
+        "items": {"oneOf": [
+            {"enum": list(BUILTIN_TOOLS)},
+            {"type": "object", "required": ["type"], "additionalProperties": False,
+             "properties": {"type": {"enum": list(BUILTIN_TOOLS)}}},
+            {"type": "object", "required": ["type", "function"], "additionalProperties": False,
+             "properties": {"type": {"const": "function"}, "function": function}},
+        ]},
     }
 
 

@@ -6,6 +6,7 @@ parameter (``messages[2].role`` style paths for nested values).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -40,9 +41,12 @@ def build_request(
     presence_penalty: Any = 0.0,
     web_search: Any = False,
     response_format: Any = None,
+    tools: Any = None,
+    tool_choice: Any = None,
 ) -> ChatRequest:
-    """Validate every parameter and build the graph's request."""
+    """Validate every parameter and build the graph's request (tools: see :mod:`agent._tool_params`)."""
     from agent._response_format import parse_response_format  # owns the JSON-mode forms
+    from agent._tool_params import parse_tool_choice, parse_tools
 
     floats = {
         name: _number(name, value)
@@ -52,12 +56,14 @@ def build_request(
         ]
     }
     sampling = SamplingParams(max_tokens=_max_tokens(max_tokens), **floats)
+    tool_config = dataclasses.replace(parse_tools(tools), choice=parse_tool_choice(tool_choice))
     return ChatRequest(
         model=_model(model),
         messages=parse_messages(messages),
         sampling=sampling,
         web_search=_web_search(web_search),
         response_format=parse_response_format(response_format),
+        tools=tool_config,
     )
 
 

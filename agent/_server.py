@@ -14,7 +14,8 @@ returns, serialised as JSON; errors are the OpenAI envelope ``{"error": {"messag
 415  body not sent as ``application/json`` (so browsers cannot post to an unkeyed server cross-site)
 422  JSON mode: the output never validated
 429  the generation queue is full (``Retry-After``), or the upstream rate-limited us
-502  upstream failed or refused us;  503  no generation slot in time (``Retry-After``);  504  upstream timeout
+502  upstream failed or refused us, or a toolset could not list its tools
+503  no generation slot in time (``Retry-After``);  504  upstream timeout
 500  anything unexpected: a generic envelope; the log gets the type and stack, never the message
 ===  ===========================================================================================
 
@@ -69,7 +70,7 @@ logger = logging.getLogger("studiolm.server")
 
 #: The body fields that are ``chat.completions.create`` parameters.
 SDK_FIELDS = ("model", "messages", "temperature", "max_tokens", "stream", "top_p", "frequency_penalty",
-              "presence_penalty", "web_search", "response_format")
+              "presence_penalty", "web_search", "response_format", "tools", "tool_choice")
 #: OpenAI fields accepted without effect (see the module docstring).
 IGNORED_FIELDS = ("user", "n", "stream_options")
 _CHAT = "/v1/chat/completions"

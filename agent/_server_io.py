@@ -29,6 +29,7 @@ from agent._exceptions import (
     RateLimitError,
     ServerRefusal,
     StudiolmError,
+    ToolsetError,
     UpstreamBadRequestError,
     UsageError,
 )
@@ -77,6 +78,7 @@ _STATUSES: tuple[tuple[type[StudiolmError], int], ...] = (
     (APITimeoutError, 504),
     (APIConnectionError, 502),
     (APIStatusError, 502),
+    (ToolsetError, 502),
     (UsageError, 400),
 )
 

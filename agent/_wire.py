@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from agent._exceptions import StudiolmError
+from agent._models import ToolCall
 from agent._types import ChatCompletion, ChatCompletionChunk
 from graphs import ChatEvent, ChatOutcome, Token, event_payload
 
@@ -33,6 +34,9 @@ def completion(outcome: ChatOutcome, *, completion_id: str, created: int) -> Cha
         message["annotations"] = annotations
     if outcome.parsed is not None:
         message["parsed"] = outcome.parsed
+    if outcome.tool_calls:
+        message["content"] = outcome.content or None  # as OpenAI sends it beside tool calls
+        message["tool_calls"] = [_wire_call(call) for call in outcome.tool_calls]
     body = {
         "id": completion_id,
         "object": "chat.completion",
@@ -41,6 +45,8 @@ def completion(outcome: ChatOutcome, *, completion_id: str, created: int) -> Cha
         "choices": [{"index": 0, "message": message, "finish_reason": outcome.finish_reason}],
         "usage": _usage(outcome),
         **_search_fields(outcome),
+        **_validation_fields(outcome),
+        **_tool_fields(outcome),
     }
     return ChatCompletion(body)
 
@@ -53,6 +59,8 @@ async def chunk_stream(
     yield ChatCompletionChunk(head, choices=[_choice({"role": "assistant", "content": ""})])
     async for event in events:
         if isinstance(event, ChatOutcome):
+            for delta in _tool_call_deltas(event):
+                yield ChatCompletionChunk(head, choices=[_choice(delta)])
             yield _final_chunk(head, event)
         elif isinstance(event, Token):
             extra = {"partial": event.partial} if event.partial is not None else {}
@@ -94,7 +102,8 @@ def _final_chunk(head: dict[str, Any], outcome: ChatOutcome) -> ChatCompletionCh
         delta["annotations"] = annotations
     choice = {"index": 0, "delta": delta, "finish_reason": outcome.finish_reason}
     extra = {"parsed": outcome.parsed} if outcome.parsed is not None else {}
-    return ChatCompletionChunk(head, choices=[choice], usage=_usage(outcome), **_search_fields(outcome), **extra)
+    return ChatCompletionChunk(head, choices=[choice], usage=_usage(outcome), **_search_fields(outcome),
+                               **_validation_fields(outcome), **_tool_fields(outcome), **extra)
 
 
 def _choice(delta: dict[str, Any]) -> dict[str, Any]:
@@ -114,12 +123,37 @@ def _usage(outcome: ChatOutcome) -> dict[str, Any]:
     return body
 
 
-def _search_fields(outcome: ChatOutcome) -> dict[str, Any]:
-    if outcome.mode == "off":
+def _validation_fields(outcome: ChatOutcome) -> dict[str, Any]:
+    # JSON mode: every attempt (raw output, errors as JSON Pointer + message), so a re-ask is visible.
+    if not outcome.validation:
         return {}
-    decision = outcome.decision
-    searched = decision.searched if decision is not None else outcome.mode in ("force", "images")
-    reason = decision.reason if decision is not None else f'web_search="{outcome.mode}" always searches'
+    return {"validation": {"attempts": len(outcome.validation), "history": list(outcome.validation)}}
+
+
+def _wire_call(call: ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+
+
+def _tool_call_deltas(outcome: ChatOutcome) -> list[dict[str, Any]]:
+    """OpenAI's streamed tool calls: per call, a delta with its index, id, type and name (arguments
+    ``""``), then one with its arguments, so clients that concatenate argument pieces work."""
+    deltas: list[dict[str, Any]] = []
+    for index, call in enumerate(outcome.tool_calls):
+        head = {"index": index, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+        deltas.append({"tool_calls": [head]})
+        deltas.append({"tool_calls": [{"index": index, "function": {"arguments": call.arguments}}]})
+    return deltas
+
+
+def _tool_fields(outcome: ChatOutcome) -> dict[str, Any]:
+    # The tool calls the graph ran itself (the caller's own calls are in message.tool_calls).
+    return {"tool_runs": list(outcome.tool_runs)} if outcome.tool_runs else {}
+
+
+def _search_fields(outcome: ChatOutcome) -> dict[str, Any]:
+    if outcome.mode == "off" and not (outcome.sources or outcome.queries or outcome.images or outcome.search_errors):
+        return {}  # no search mode, and no search tool ran either
+    searched, reason = _search_reason(outcome)
     fields: dict[str, Any] = {
         "citations": [s.url for s in outcome.sources],
         "search_results": [
@@ -130,12 +164,22 @@ def _search_fields(outcome: ChatOutcome) -> dict[str, Any]:
     }
     if outcome.mode == "images":
         fields["citations"] = [i.source_url for i in outcome.images]
+    if outcome.mode == "images" or outcome.images:  # images mode always lists them, even none
         fields["images"] = [
             {"image_url": i.image_url, "thumbnail_url": i.thumbnail_url, "source_url": i.source_url,
              "title": i.title, "width": i.width, "height": i.height}
             for i in outcome.images
         ]
     return fields
+
+
+def _search_reason(outcome: ChatOutcome) -> tuple[bool, str]:
+    if outcome.decision is not None:
+        return outcome.decision.searched, outcome.decision.reason
+    if outcome.mode in ("force", "images"):
+        return True, f'web_search="{outcome.mode}" always searches'
+    searched = bool(outcome.queries)  # web_search off: only a search tool (local_search…) can have searched
+    return searched, "the model called a search tool" if searched else "no search tool was called"
 
 
 def now() -> int:

@@ -13,11 +13,14 @@ from graphs._events import (
     SearchStarted,
     StepEvent,
     Token,
+    ToolCalled,
+    ToolDecided,
+    ToolResult,
     ValidationFailed,
     ValidationPassed,
     event_payload,
 )
-from graphs._state import ChatDeps, ChatLimits, ChatOutcome, ChatRequest, SearchDecision, WebSearchMode
+from graphs._state import ChatDeps, ChatLimits, ChatOutcome, ChatRequest, SearchDecision, ToolDecision, WebSearchMode
 
 __all__ = [
     "ChatDeps",
@@ -36,6 +39,10 @@ __all__ = [
     "SearchStarted",
     "StepEvent",
     "Token",
+    "ToolCalled",
+    "ToolDecided",
+    "ToolDecision",
+    "ToolResult",
     "ValidationFailed",
     "ValidationPassed",
     "WebSearchMode",

@@ -2,16 +2,26 @@
 
 ::
 
-    START ─┬─ off ─────────────────────────────────────► generate ─► (validate) ─► finish
-           ├─ force ──► plan_query ─► web_search ───────► generate
-           ├─ images ─► plan_query ─► image_search ─────► generate
-           └─ auto ─┬─ tool-calling model ──────────────► generate ─┬─ web_search call ─► web_search ─► generate
-                    └─ other models ─► decide_search ─┬─ search ─► plan_query ─► …
-                                                      └─ answer ─► generate
+    START ─┬─ off ─────────────────────────────────────► (decide_tool) ─► generate ─► (validate) ─► finish
+           ├─ force ──► plan_query ─► web_search ───────► (decide_tool) ─► generate
+           ├─ images ─► plan_query ─► image_search ─────► (decide_tool) ─► generate
+           └─ auto ─┬─ tool-calling model ──────────────► generate
+                    ├─ other models, other tools too ───► decide_tool ─► generate
+                    └─ other models, web_search alone ─► decide_search ─┬─ search ─► plan_query ─► …
+                                                                        └─ answer ─► generate
+
+    generate ─┬─ tool calls ─► tools ─┬─ the caller's own calls ─► finish (finish_reason "tool_calls")
+              │                       └─ ours only ─► (decide_tool) ─► generate   (loop, bounded)
+              ├─ JSON mode ─► validate
+              └─ finish
+
+``decide_tool`` runs for models without native tool calling when tools are on offer (see
+:mod:`graphs._tools`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from functools import cache
 from typing import Any, cast
@@ -36,6 +46,7 @@ from graphs._nodes import (
     web_search,
 )
 from graphs._state import ChatDeps, ChatOutcome, ChatRequest, ChatState
+from graphs._tools import decide_tool, route_after_tools, route_to_model, run_tools
 from graphs._validate import route_after_validate, validate
 
 __all__ = ["build_chat_graph", "run_chat"]
@@ -46,6 +57,8 @@ def build_chat_graph() -> CompiledStateGraph[ChatState, ChatDeps, ChatState, Cha
     graph = StateGraph(ChatState, context_schema=ChatDeps)
     for name, node in [
         ("decide_search", decide_search),
+        ("decide_tool", decide_tool),
+        ("tools", run_tools),
         ("plan_query", plan_query),
         ("web_search", web_search),
         ("image_search", image_search),
@@ -54,12 +67,14 @@ def build_chat_graph() -> CompiledStateGraph[ChatState, ChatDeps, ChatState, Cha
         ("finish", finish),
     ]:
         graph.add_node(name, node)  # type: ignore[call-overload]
-    graph.add_conditional_edges(START, route_start, ["generate", "plan_query", "decide_search"])
+    graph.add_conditional_edges(START, route_start, ["generate", "plan_query", "decide_search", "decide_tool"])
     graph.add_conditional_edges("decide_search", route_after_decision, ["plan_query", "generate"])
     graph.add_conditional_edges("plan_query", route_after_plan, ["image_search", "web_search"])
-    graph.add_edge("web_search", "generate")
-    graph.add_edge("image_search", "generate")
-    graph.add_conditional_edges("generate", route_after_generate, ["web_search", "validate", "finish"])
+    graph.add_conditional_edges("web_search", route_to_model, ["decide_tool", "generate"])
+    graph.add_conditional_edges("image_search", route_to_model, ["decide_tool", "generate"])
+    graph.add_edge("decide_tool", "generate")
+    graph.add_conditional_edges("generate", route_after_generate, ["tools", "validate", "finish"])
+    graph.add_conditional_edges("tools", route_after_tools, ["finish", "decide_tool", "generate"])
     graph.add_conditional_edges("validate", route_after_validate, ["generate", "finish"])
     graph.add_edge("finish", END)
     return graph.compile()
@@ -75,7 +90,8 @@ async def run_chat(
     request: ChatRequest, deps: ChatDeps, capabilities: Capabilities
 ) -> AsyncIterator[ChatEvent | ChatOutcome]:
     """Run the graph: yield every step event as it happens, then one :class:`ChatOutcome`."""
-    initial: ChatState = {"request": request, "capabilities": capabilities, "usage": Usage()}
+    initial: ChatState = {"request": request, "capabilities": capabilities, "usage": Usage(),
+                          "started_at": time.monotonic()}
     final: dict[str, Any] = {}
     stream: AsyncGenerator[Any] = _compiled().astream(  # type: ignore[assignment]
         initial,
@@ -100,9 +116,15 @@ async def run_chat(
 
 def _outcome(request: ChatRequest, state: dict[str, Any]) -> ChatOutcome:
     result = state.get("result")
+    pending = tuple(state.get("pending_calls", ()))
+    finish_reason = result.finish_reason if result is not None else "stop"
+    if pending:
+        finish_reason = "tool_calls"
+    elif finish_reason == "tool_calls":
+        finish_reason = "stop"  # calls the graph ran, or made after the tools were withdrawn: none is pending
     return ChatOutcome(
         content=state.get("answer", ""),
-        finish_reason=result.finish_reason if result is not None else "stop",
+        finish_reason=finish_reason,
         model=request.model,
         mode=request.web_search,
         sources=tuple(state.get("sources", [])),
@@ -114,4 +136,6 @@ def _outcome(request: ChatRequest, state: dict[str, Any]) -> ChatOutcome:
         model_calls=state.get("model_calls", 0),
         validation=tuple(state.get("validation", [])),
         parsed=state.get("parsed"),
+        tool_calls=pending,
+        tool_runs=tuple(state.get("tool_runs", [])),
     )

@@ -22,6 +22,9 @@ __all__ = [
     "SearchStarted",
     "StepEvent",
     "Token",
+    "ToolCalled",
+    "ToolDecided",
+    "ToolResult",
     "ValidationFailed",
     "ValidationPassed",
     "event_payload",
@@ -114,6 +117,40 @@ class GenerationStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolDecided:
+    """For a model without native tool calling: which tool (or none) its decision step chose, and why."""
+
+    tool: str | None
+    reason: str
+    method: Literal["decision_step"] = "decision_step"
+    type: Literal["tool.decided"] = "tool.decided"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCalled:
+    """The model called a tool. ``runs_on`` says who runs it: the graph, or the caller (whose own
+    function tools come back as ``tool_calls`` with ``finish_reason="tool_calls"``)."""
+
+    name: str
+    arguments: str
+    call_id: str
+    runs_on: Literal["graph", "caller"] = "graph"
+    type: Literal["tool.called"] = "tool.called"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """A tool the graph ran has finished: how long it took, and its error or the start of its result."""
+
+    name: str
+    call_id: str
+    duration_ms: int
+    error: str | None = None
+    preview: str = ""
+    type: Literal["tool.result"] = "tool.result"
+
+
+@dataclass(frozen=True, slots=True)
 class ValidationFailed:
     """JSON-mode output failed validation; the model will be asked again if attempts remain."""
 
@@ -140,6 +177,9 @@ StepEvent = (
     | ImagesFound
     | SearchFailed
     | GenerationStarted
+    | ToolDecided
+    | ToolCalled
+    | ToolResult
     | ValidationFailed
     | ValidationPassed
 )

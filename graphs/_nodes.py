@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from typing import Any, Literal
 
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 
-from agent._models import Message, ModelRequest, ModelResult, SamplingParams, TextDelta, ToolCall, ToolSpec
+from agent._models import Message, ModelRequest, ModelResult, SamplingParams, TextDelta, ToolCall
 from graphs import _prompts as prompts
 from graphs._events import (
     GenerationStarted,
     ImagesFound,
     QueryPlanned,
-    SearchCompleted,
     SearchDecided,
     SearchFailed,
     SearchFallbackTaken,
     SearchStarted,
     Token,
 )
+from graphs._searching import emit_completed, number, search_text
 from graphs._state import ChatDeps, ChatState, SearchDecision
-from tools import ImageResult, SearchError, SearchResult, ToolsUsageError
+from graphs._tools import offered_tools, route_to_model, uses_search_decision
+from graphs._validate import json_mode_messages
+from tools import ImageResult, PartialJson, SearchError, ToolsUsageError
 
 __all__ = [
     "decide_search",
@@ -51,14 +51,15 @@ def conversation(state: ChatState) -> list[Message]:
 # --- routers ---------------------------------------------------------------------------------
 
 
-def route_start(state: ChatState) -> Literal["generate", "plan_query", "decide_search"]:
-    """Pick the first node from the ``web_search`` mode and the model's tool-calling ability."""
-    mode = state["request"].web_search
-    if mode in ("force", "images"):
+def route_start(
+    state: ChatState, runtime: Runtime[ChatDeps]
+) -> Literal["generate", "plan_query", "decide_search", "decide_tool"]:
+    """Pick the first node from the ``web_search`` mode, the tools and the model's tool-calling ability."""
+    if state["request"].web_search in ("force", "images"):
         return "plan_query"
-    if mode == "auto" and not state["capabilities"].tool_calling:
+    if uses_search_decision(state, runtime.context):
         return "decide_search"
-    return "generate"
+    return route_to_model(state, runtime)
 
 
 def route_after_decision(state: ChatState) -> Literal["plan_query", "generate"]:
@@ -72,11 +73,11 @@ def route_after_plan(state: ChatState) -> Literal["image_search", "web_search"]:
     return "image_search" if state["request"].web_search == "images" else "web_search"
 
 
-def route_after_generate(state: ChatState) -> Literal["web_search", "validate", "finish"]:
-    """Loop through the search tool while the model calls it, then validate JSON mode, then finish."""
+def route_after_generate(state: ChatState) -> Literal["tools", "validate", "finish"]:
+    """Loop through the tools while the model calls them, then validate JSON mode, then finish."""
     turns = state.get("turns", [])
     if turns and turns[-1].role == "assistant" and turns[-1].tool_calls:
-        return "web_search"
+        return "tools"
     if state["request"].response_format is not None:
         return "validate"
     return "finish"
@@ -129,27 +130,14 @@ async def plan_query(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, 
 
 
 async def web_search(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, Any]:
-    """Run the pending searches: the model's ``web_search`` tool calls, or the planned query."""
-    turns = state.get("turns", [])
-    calls = turns[-1].tool_calls if turns and turns[-1].tool_calls else ()
+    """Search the planned query (the model's own ``web_search`` calls run in the ``tools`` node)."""
+    deps = runtime.context
     known = list(state.get("sources", []))
-    if not calls:
-        query = state.get("queries", [""])[-1]
-        results, backend, error = await _search_text(runtime.context, query)
-        new, ids = _number(known, results)
-        _emit_completed(query, backend, new, ids, known, error)
-        return {"sources": new, "search_rounds": 1, "search_errors": [error] if error else []}
-    outcomes = await asyncio.gather(*(_tool_search(call, runtime.context) for call in calls))
-    update: dict[str, Any] = {"sources": [], "turns": [], "queries": [], "search_errors": [], "search_rounds": 1}
-    for call, (query, results, backend, error) in zip(calls, outcomes, strict=True):
-        new, ids = _number([*known, *update["sources"]], results)
-        _emit_completed(query, backend, new, ids, [*known, *update["sources"]], error)
-        update["sources"] += new
-        update["queries"] += [query] if query else []
-        update["search_errors"] += [error] if error else []
-        data = _tool_result_text(results, ids, error)
-        update["turns"].append(Message(role="tool", content=data, tool_call_id=call.id, name=call.name))
-    return update
+    query = state.get("queries", [""])[-1]
+    results, backend, error = await search_text(deps.search, query, deps.limits.max_results)
+    new, ids = number(known, results)
+    emit_completed(query, backend, new, ids, known, error)
+    return {"sources": new, "search_rounds": 1, "search_errors": [error] if error else [], "planned_search": True}
 
 
 async def image_search(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, Any]:
@@ -175,18 +163,19 @@ async def image_search(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str
 async def generate(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, Any]:
     """Call the model with the conversation and whatever data the run gathered; stream its tokens."""
     request = state["request"]
-    tools = _offered_tools(state, runtime.context)
+    tools, tool_choice = offered_tools(state, runtime.context)
     attempt = state.get("generations", 0) + 1
     writer = get_stream_writer()
     writer(GenerationStarted(model=request.model, attempt=attempt))
     model_request = ModelRequest(
         model=request.model,
-        messages=tuple(_model_messages(state)),
+        messages=tuple(json_mode_messages(state, _model_messages(state))),
         sampling=request.sampling,
         tools=tools,
+        tool_choice=tool_choice,
         **_json_mode_kwargs(state),
     )
-    result = await _stream(runtime.context, model_request)
+    result = await _stream(runtime.context, model_request, json_mode=request.response_format is not None)
     update: dict[str, Any] = {"result": result, "usage": result.usage, "model_calls": 1, "generations": 1}
     if tools and result.tool_calls:
         update["turns"] = [Message(role="assistant", content=result.content, tool_calls=result.tool_calls)]
@@ -202,7 +191,8 @@ async def finish(state: ChatState) -> dict[str, Any]:
     result = state.get("result")
     content = result.content if result is not None else ""
     images = state.get("images", [])
-    if state["request"].web_search == "images" and images:
+    # In JSON mode the images stay in the response's `images` field: markdown would break the JSON.
+    if state["request"].web_search == "images" and images and state["request"].response_format is None:
         suffix = "\n\n" + "\n".join(f"![{_md_text(i.title)}]({i.image_url})" for i in images)
         get_stream_writer()(Token(text=suffix))
         content += suffix
@@ -215,10 +205,12 @@ async def finish(state: ChatState) -> dict[str, Any]:
 def _model_messages(state: ChatState) -> list[Message]:
     request = state["request"]
     messages = conversation(state)
+    if not state["capabilities"].tool_calling:
+        messages = prompts.fold_tool_turns(messages)  # tool results as data in front of the question
     if request.web_search == "images":
         block = prompts.format_images(state.get("images", []))
         return prompts.grounded_messages(messages, block, prompts.IMAGE_INSTRUCTIONS)
-    if state.get("search_rounds", 0) and not state.get("turns"):
+    if state.get("planned_search"):
         block = prompts.format_results(state.get("sources", []))
         return prompts.grounded_messages(messages, block, prompts.SEARCH_INSTRUCTIONS)
     return messages
@@ -236,22 +228,15 @@ def _json_mode_kwargs(state: ChatState) -> dict[str, Any]:
     }
 
 
-def _offered_tools(state: ChatState, deps: ChatDeps) -> tuple[ToolSpec, ...]:
-    if state["request"].web_search != "auto" or not state["capabilities"].tool_calling:
-        return ()
-    if state.get("search_rounds", 0) >= deps.limits.max_search_rounds:
-        return ()  # budget spent: the model must answer with what it has
-    return (prompts.WEB_SEARCH_TOOL,)
-
-
-async def _stream(deps: ChatDeps, request: ModelRequest) -> ModelResult:
+async def _stream(deps: ChatDeps, request: ModelRequest, *, json_mode: bool = False) -> ModelResult:
     writer = get_stream_writer()
+    partial = PartialJson() if json_mode else None  # JSON mode: each token carries the object so far
     result: ModelResult | None = None
     stream = deps.model.stream(request)
     try:
         async for event in stream:
             if isinstance(event, TextDelta):
-                writer(Token(text=event.text))
+                writer(Token(text=event.text, partial=partial.feed(event.text) if partial is not None else None))
             else:
                 result = event
     finally:
@@ -266,70 +251,6 @@ def _tool_decision(calls: tuple[ToolCall, ...]) -> SearchDecision:
     if not searches:
         return SearchDecision(False, "the model answered without calling web_search")
     return SearchDecision(True, f"the model called web_search({searches[0].arguments})")
-
-
-async def _search_text(deps: ChatDeps, query: str) -> tuple[list[SearchResult], str, str | None]:
-    writer = get_stream_writer()
-    writer(SearchStarted(query=query, kind="text"))
-    try:
-        if not query:
-            raise SearchError("nothing to search for: the conversation has no user text", backend="none",
-                              query=query)
-        if deps.search is None:
-            raise SearchError("no search backend is configured", backend="none", query=query)
-        response = await deps.search.search(query, max_results=deps.limits.max_results)
-    except (SearchError, ToolsUsageError) as exc:
-        writer(SearchFailed(query=query, error=str(exc)))
-        return [], "none", str(exc)
-    for fallback in response.fallbacks:
-        writer(SearchFallbackTaken(backend=fallback.backend, reason=fallback.reason))
-    return list(response.results), response.backend, None
-
-
-async def _tool_search(call: ToolCall, deps: ChatDeps) -> tuple[str, list[SearchResult], str, str | None]:
-    if call.name != prompts.WEB_SEARCH_TOOL.name:
-        return "", [], "none", f"unknown tool {call.name!r}; the only tool is web_search"
-    try:
-        query = prompts.sanitize_query(str(json.loads(call.arguments)["query"]))
-    except (ValueError, KeyError, TypeError):
-        return "", [], "none", f'invalid arguments {call.arguments!r}: expected {{"query": "..."}}'
-    return (query, *await _search_text(deps, query))
-
-
-def _number(known: list[SearchResult], results: list[SearchResult]) -> tuple[list[SearchResult], list[int]]:
-    """New sources to append (a URL seen before keeps its number) and the ``[n]`` id of each result."""
-    index = {r.url: i for i, r in enumerate(known, 1)}
-    new: list[SearchResult] = []
-    ids: list[int] = []
-    for result in results:
-        if result.url not in index:
-            new.append(result)
-            index[result.url] = len(known) + len(new)
-        ids.append(index[result.url])
-    return new, ids
-
-
-def _emit_completed(
-    query: str, backend: str, new: list[SearchResult], ids: list[int], known: list[SearchResult],
-    error: str | None,
-) -> None:
-    if error is not None:
-        return
-    everything = [*known, *new]
-    listed = tuple(
-        {"id": n, "title": everything[n - 1].title, "url": everything[n - 1].url,
-         "source": everything[n - 1].source}
-        for n in ids
-    )
-    get_stream_writer()(SearchCompleted(query=query, backend=backend, results=listed))
-
-
-def _tool_result_text(results: list[SearchResult], ids: list[int], error: str | None) -> str:
-    if error is not None:
-        return f"Search failed: {error}"
-    items = [f"[{n}] {r.title}\nURL: {r.url}\n{r.snippet}" for n, r in zip(ids, results, strict=True)]
-    block = "\n\n".join(items) or "(no results)"
-    return f"{prompts.SEARCH_INSTRUCTIONS}\n\n<search_results>\n{block}\n</search_results>"
 
 
 def _image_dict(image: ImageResult) -> dict[str, Any]:

@@ -6,7 +6,8 @@ import operator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypedDict
 
-from agent._models import Capabilities, Message, ModelBackend, ModelResult, SamplingParams, Usage
+from agent._models import Capabilities, Message, ModelBackend, ModelResult, SamplingParams, ToolCall, Usage
+from graphs._toolbox import ToolConfig
 from tools import ImageResult, SearchBackend, SearchResult
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "ChatRequest",
     "ChatState",
     "SearchDecision",
+    "ToolDecision",
     "WebSearchMode",
 ]
 
@@ -26,6 +28,17 @@ WebSearchMode = Literal["off", "auto", "force", "images"]
 MAX_SEARCH_ROUNDS = 3
 MAX_RESULTS_PER_SEARCH = 5
 MAX_IMAGES = 6
+# JSON mode: invalid output is sent back to the model this many times (so 3 attempts in all).
+MAX_REASKS = 2
+# Tool loop: model turns whose calls the graph runs (each costs two graph steps, three for a model
+# without native tool calling), wall time after which no tool is offered any more, the default
+# timeout of one call, calls run per turn (more are answered with an error), and the characters of
+# one tool result the model sees (the rest is clipped, with a note saying so).
+MAX_TOOL_ROUNDS = 6
+TOOL_LOOP_SECONDS = 120.0
+TOOL_TIMEOUT_SECONDS = 30.0
+MAX_TOOL_CALLS_PER_TURN = 16
+MAX_TOOL_RESULT_CHARS = 8000
 GRAPH_STEP_LIMIT = 40
 
 
@@ -36,6 +49,15 @@ class ChatLimits:
     max_search_rounds: int = MAX_SEARCH_ROUNDS
     max_results: int = MAX_RESULTS_PER_SEARCH
     max_images: int = MAX_IMAGES
+    #: JSON mode: re-asks after an invalid output (each costs two graph steps; past ~12, raise
+    #: ``step_limit`` too).
+    max_reasks: int = MAX_REASKS
+    #: Tool loop bounds (see the constants above); past ~10 rounds, raise ``step_limit`` too.
+    max_tool_rounds: int = MAX_TOOL_ROUNDS
+    tool_loop_seconds: float = TOOL_LOOP_SECONDS
+    tool_timeout: float = TOOL_TIMEOUT_SECONDS
+    max_tool_calls_per_turn: int = MAX_TOOL_CALLS_PER_TURN
+    max_tool_result_chars: int = MAX_TOOL_RESULT_CHARS
     step_limit: int = GRAPH_STEP_LIMIT
 
 
@@ -44,6 +66,7 @@ class ChatRequest:
     """A validated chat-completions request, as the graph sees it.
 
     ``response_format`` is an opaque compiled JSON-mode spec (see :mod:`graphs._json_mode`) or None.
+    ``tools`` holds the request's tools and ``tool_choice`` (see :mod:`graphs._toolbox`).
     """
 
     model: str
@@ -51,6 +74,7 @@ class ChatRequest:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     web_search: WebSearchMode = "off"
     response_format: Any = None
+    tools: ToolConfig = field(default_factory=ToolConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +87,23 @@ class SearchDecision:
 
 @dataclass(slots=True)
 class ChatDeps:
-    """What the nodes call: the model, the search backend and the budgets (LangGraph run context)."""
+    """What the nodes call: the model, the search backends and the budgets (LangGraph run context).
+
+    ``local_search`` is the index the built-in ``local_search`` tool searches.
+    """
 
     model: ModelBackend
     search: SearchBackend | None
     limits: ChatLimits = field(default_factory=ChatLimits)
+    local_search: SearchBackend | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolDecision:
+    """A decision step's choice for tool round ``round`` (``tool`` None: answer without a tool)."""
+
+    round: int
+    tool: str | None
 
 
 def _keep_last(_old: Any, new: Any) -> Any:
@@ -80,6 +116,7 @@ class ChatState(TypedDict, total=False):
     request: ChatRequest
     capabilities: Capabilities
     turns: Annotated[list[Message], operator.add]
+    reask_turns: Annotated[list[Message], operator.add]
     queries: Annotated[list[str], operator.add]
     sources: Annotated[list[SearchResult], operator.add]
     images: Annotated[list[ImageResult], operator.add]
@@ -93,6 +130,13 @@ class ChatState(TypedDict, total=False):
     search_rounds: Annotated[int, operator.add]
     validation: Annotated[list[Any], operator.add]
     parsed: Annotated[Any, _keep_last]
+    started_at: float
+    planned_search: Annotated[bool, _keep_last]
+    tool_rounds: Annotated[int, operator.add]
+    tool_decision: Annotated[ToolDecision | None, _keep_last]
+    tool_runs: Annotated[list[dict[str, Any]], operator.add]
+    pending_calls: Annotated[tuple[ToolCall, ...], _keep_last]
+    repeated_round: Annotated[bool, _keep_last]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,4 +156,8 @@ class ChatOutcome:
     model_calls: int
     validation: tuple[Any, ...] = ()
     parsed: Any = None
+    #: The caller's own tool calls, when the run ended to hand them back (``finish_reason="tool_calls"``).
+    tool_calls: tuple[ToolCall, ...] = ()
+    #: The tool calls the graph ran: ``{"id", "name", "arguments", "duration_ms", "error", "preview"}``.
+    tool_runs: tuple[dict[str, Any], ...] = ()
     type: Literal["outcome"] = "outcome"

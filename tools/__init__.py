@@ -11,14 +11,17 @@ from tools._exceptions import (
     SearchError,
     SearchRateLimitedError,
     SearchUnavailableError,
+    ToolArgumentsError,
+    ToolDefinitionError,
     ToolsError,
     ToolsUsageError,
     UnsupportedSchemaError,
     UnsupportedSearchError,
 )
+from tools._functions import TOOL_NAME_PATTERN, FunctionTool, ToolDefinition, ToolOutput, Toolset
 from tools._json_text import PartialJson
 from tools._local_index import LocalIndex
-from tools._schema import CompiledSchema, OutputCheck, bound_arrays, compile_schema
+from tools._schema import CompiledSchema, OutputCheck, bound_for_decoding, compile_schema
 from tools._search import (
     ImageResult,
     ImageSearchResponse,
@@ -35,6 +38,7 @@ __all__ = [
     "CorpusNotFoundError",
     "Document",
     "DuckDuckGoSearch",
+    "FunctionTool",
     "ImageResult",
     "ImageSearchResponse",
     "InvalidSchemaError",
@@ -50,11 +54,17 @@ __all__ = [
     "SearchResult",
     "SearchUnavailableError",
     "SkippedFile",
+    "TOOL_NAME_PATTERN",
     "TextSearchResponse",
+    "ToolArgumentsError",
+    "ToolDefinition",
+    "ToolDefinitionError",
+    "ToolOutput",
     "ToolsError",
     "ToolsUsageError",
+    "Toolset",
     "UnsupportedSchemaError",
     "UnsupportedSearchError",
-    "bound_arrays",
+    "bound_for_decoding",
     "compile_schema",
 ]

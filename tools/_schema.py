@@ -38,6 +38,7 @@ import referencing.exceptions
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 from jsonschema.exceptions import best_match, relevance
 from jsonschema.validators import validator_for
+from jsonschema_specifications import REGISTRY as METASCHEMAS
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -47,12 +48,13 @@ from tools._schema_regex import pattern_error, regex_budget, safe_validator_clas
 
 __all__ = [
     "DECODING_MAX_ITEMS",
+    "DECODING_MAX_STRING_CHARS",
     "MAX_OUTPUT_DEPTH",
     "MAX_SCHEMA_CHARS",
     "MAX_SCHEMA_DEPTH",
     "CompiledSchema",
     "OutputCheck",
-    "bound_arrays",
+    "bound_for_decoding",
     "canonical_schema_text",
     "compile_schema",
 ]
@@ -68,9 +70,14 @@ SCHEMA_CACHE_SIZE = 256
 MAX_REPORTED_ERRORS = 10
 #: Characters kept of one error message (jsonschema quotes whole instances in some messages).
 MAX_MESSAGE_CHARS = 300
-#: ``maxItems`` given to arrays without one in the schema handed to constrained decoding: a small
-#: model under a grammar can otherwise repeat array items until ``max_tokens`` cuts it off.
+#: Bounds given by :func:`bound_for_decoding` to arrays and free-text strings that have none: a
+#: small model under a grammar can repeat array items or words until ``max_tokens`` cuts it off.
 DECODING_MAX_ITEMS = 8
+DECODING_MAX_STRING_CHARS = 128
+MIN_DECODING_ITEMS = 1
+MIN_DECODING_STRING_CHARS = 16
+#: Largest length/item bound handed to constrained decoding (see :func:`bound_for_decoding`).
+MAX_DECODING_REPEAT = 1000
 
 # Subschema positions, for walking a schema without mistaking data (enum, const, default) for schemas.
 _SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies")
@@ -94,14 +101,16 @@ def _issue(path: str, message: str) -> SchemaIssue:
 class OutputCheck:
     """The verdict on one model output.
 
-    ``value`` is the JSON value that was validated (None when none could be parsed), ``text`` its
-    normalised JSON text when valid (else ``""``), ``errors`` empty exactly when ``valid``.
+    ``found`` tells whether the output held any JSON value; ``value`` is the value that was
+    validated (None when none was found), ``text`` its normalised JSON text when valid (else
+    ``""``), ``errors`` empty exactly when ``valid``.
     """
 
     valid: bool
     value: Any
     text: str
     errors: tuple[SchemaIssue, ...]
+    found: bool = True
 
 
 class CompiledSchema:
@@ -131,7 +140,7 @@ class CompiledSchema:
         """Find the JSON in a model's raw output and validate it; the first valid candidate wins."""
         values, problem = json_candidates(text)
         if not values:
-            return OutputCheck(False, None, "", (_issue(path="", message=problem or "no JSON"),))
+            return OutputCheck(False, None, "", (_issue(path="", message=problem or "no JSON"),), found=False)
         first: tuple[Any, tuple[SchemaIssue, ...]] | None = None
         for value in values:
             errors = self.validate(value)
@@ -167,19 +176,41 @@ def canonical_schema_text(schema: Any) -> str:
     return text
 
 
-def bound_arrays(schema: Any, max_items: int = DECODING_MAX_ITEMS) -> Any:
-    """A copy of ``schema`` where every array without ``maxItems`` gets one (never below its minimum).
+def bound_for_decoding(schema: Any, level: int = 0) -> Any:
+    """A copy of ``schema`` for constrained decoding (never for validation).
 
-    Only narrows: whatever the copy accepts, ``schema`` accepts. Meant for constrained decoding,
-    never for validation.
+    At every level, repetition bounds a grammar cannot hold are dropped: llama.cpp spells
+    ``maxLength: 100000`` as 100000 nested optional groups, and its recursive grammar parser then
+    overflows the C stack and kills the process (measured on JSONSchemaBench Github_hard/o13152).
+    A ``minLength``/``maxLength``/``minItems``/``maxItems`` above ``MAX_DECODING_REPEAT`` cannot be
+    reached within any token budget anyway; validation still enforces it.
+
+    From ``level`` 1 on, a runaway generation is reined in: arrays without ``maxItems`` get
+    ``DECODING_MAX_ITEMS`` items and strings without ``maxLength`` (and without ``enum``, ``const``,
+    ``pattern`` or ``format``, which bound them already) get ``DECODING_MAX_STRING_CHARS``
+    characters; each further level halves both, down to ``MIN_DECODING_ITEMS`` and
+    ``MIN_DECODING_STRING_CHARS``, never below the schema's own minimum. These bounds only narrow:
+    whatever the copy accepts, ``schema`` accepts.
     """
     bounded = copy.deepcopy(schema)
-    for node in _subschemas(bounded):
-        if _is_array_schema(node) and "maxItems" not in node:
-            fixed = [len(v) for k in ("prefixItems", "items") if isinstance(v := node.get(k), list)]
-            floor = max(_int(node.get("minItems")), _int(node.get("minContains")), *fixed)
-            node["maxItems"] = max(max_items, floor)
+    for _, node in _subschemas_with_paths(bounded, ""):
+        for key in ("minLength", "maxLength", "minItems", "maxItems"):
+            if _int(node.get(key)) > MAX_DECODING_REPEAT:
+                del node[key]
+        if level >= 1:
+            _rein_in(node, level)
     return bounded
+
+
+def _rein_in(node: dict[str, Any], level: int) -> None:
+    max_items = max(DECODING_MAX_ITEMS >> (level - 1), MIN_DECODING_ITEMS)
+    max_string_chars = max(DECODING_MAX_STRING_CHARS >> (level - 1), MIN_DECODING_STRING_CHARS)
+    if _is_array_schema(node) and "maxItems" not in node:
+        fixed = [len(v) for k in ("prefixItems", "items") if isinstance(v := node.get(k), list)]
+        floor = max(_int(node.get("minItems")), _int(node.get("minContains")), *fixed)
+        node["maxItems"] = max(max_items, floor)
+    if _is_free_string(node) and "maxLength" not in node:
+        node["maxLength"] = max(max_string_chars, _int(node.get("minLength")))
 
 
 # --- compiling ---------------------------------------------------------------------------------
@@ -233,7 +264,8 @@ def _check_patterns(schema: Any) -> None:
 def _check_refs(schema: Any) -> None:
     """Resolve every reference now, inside the document: nothing is fetched, ever."""
     resource: Resource[Any] = Resource.from_contents(schema, default_specification=DRAFT202012)
-    resolver = _REFUSING_REGISTRY.resolver_with_root(resource)
+    # The bundled metaschemas resolve (a schema may $ref the 2020-12 metaschema); nothing else does.
+    resolver = METASCHEMAS.combine(_REFUSING_REGISTRY).resolver_with_root(resource)
     _walk_refs(resolver, resource, "")
 
 
@@ -311,13 +343,8 @@ def _check_depth(schema: Any) -> None:
             stack.extend((child, depth + 1) for child in children)
 
 
-def _subschemas(schema: Any, path: str = "") -> Iterator[dict[str, Any]]:
-    """Every subschema (as a dict) in schema positions, with no recursion limit concerns (depth-bounded)."""
-    for _, node in _subschemas_with_paths(schema, path):
-        yield node
-
-
 def _subschemas_with_paths(schema: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every subschema (as a dict) in a schema position, with its JSON Pointer; iterative."""
     stack: list[tuple[str, Any]] = [(path, schema)]
     while stack:
         where, node = stack.pop()
@@ -356,6 +383,12 @@ def _locate(parent: Any, child: Any, path: str) -> str:
             if node is child:
                 return where
     return path
+
+
+def _is_free_string(node: dict[str, Any]) -> bool:
+    kind = node.get("type")
+    is_string = kind == "string" or (isinstance(kind, list) and "string" in kind)
+    return is_string and not any(k in node for k in ("enum", "const", "pattern", "format"))
 
 
 def _is_array_schema(node: dict[str, Any]) -> bool:

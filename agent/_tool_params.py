@@ -1,0 +1,142 @@
+"""The ``tools`` and ``tool_choice`` parameters: every accepted form, checked before any model call.
+
+``tools`` is a list whose items may be:
+
+* ``"web_search"``, ``"image_search"``, ``"local_search"`` (or ``{"type": "<that name>"}``, the shape
+  OpenAI's Responses API uses for its own tools): a built-in tool the graph runs. ``web_search`` in
+  ``tools`` with ``web_search=False`` turns on ``web_search="auto"``, which offers the same tool.
+  ``"fetch_url"`` is reserved for the safe page fetcher and refused until it exists.
+* ``{"type": "function", "function": {"name", "description", "parameters", "strict"}}`` (OpenAI's
+  function tool): the caller's own tool. The graph never runs it; a call of it ends the run with
+  ``finish_reason="tool_calls"`` and the call in ``message.tool_calls``.
+* In the Python SDK also: a plain function, sync or async (wrapped in :class:`tools.FunctionTool`),
+  or any :class:`tools.Toolset` (a :class:`~tools.FunctionTool`, an MCP server…): run by the graph.
+
+``tool_choice``: ``"auto"`` (default), ``"none"`` (no tool is offered, built-ins included),
+``"required"`` or ``{"type": "function", "function": {"name": ...}}`` (forced, for the first model
+turn; see :mod:`graphs._tools`). Every error is a :class:`BadRequestError` whose ``param`` is the
+path of the bad value (``tools[2].function.name``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from agent._exceptions import BadRequestError
+from agent._models import ToolSpec
+from graphs._toolbox import BUILTIN_TOOLS, PLANNED_BUILTINS, TOOL_CHOICES, ToolConfig
+from tools import SchemaError, compile_schema
+from tools._exceptions import ToolDefinitionError
+from tools._functions import TOOL_NAME_PATTERN, FunctionTool, Toolset
+
+__all__ = ["MAX_TOOLS", "parse_tool_choice", "parse_tools"]
+
+#: Tools in one request (OpenAI's limit).
+MAX_TOOLS = 128
+_FUNCTION_KEYS = {"name", "description", "parameters", "strict"}
+_EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
+
+
+def parse_tools(tools: Any, *, param: str = "tools") -> ToolConfig:
+    """The ``tools`` list as a :class:`graphs._toolbox.ToolConfig` (``choice`` left at ``"auto"``)."""
+    if tools is None:
+        return ToolConfig()
+    if isinstance(tools, str | bytes | Mapping) or not isinstance(tools, Sequence):
+        raise BadRequestError("must be a list of tools", param=param)
+    if len(tools) > MAX_TOOLS:
+        raise BadRequestError(f"at most {MAX_TOOLS} tools, got {len(tools)}", param=param)
+    builtins: list[str] = []
+    toolsets: list[Toolset] = []
+    external: list[ToolSpec] = []
+    for index, item in enumerate(tools):
+        where = f"{param}[{index}]"
+        if isinstance(item, Toolset):
+            toolsets.append(item)
+        elif isinstance(item, str) or (isinstance(item, Mapping) and item.get("type") != "function"):
+            builtins.append(_builtin(where, item))
+        elif isinstance(item, Mapping):
+            external.append(_function(where, item))
+        elif callable(item):
+            toolsets.append(_wrap(where, item))
+        else:
+            raise BadRequestError(f"unsupported tool {type(item).__name__!r}: {_FORMS}", param=where)
+    return ToolConfig(tuple(dict.fromkeys(builtins)), tuple(toolsets), tuple(external))
+
+
+def parse_tool_choice(value: Any) -> str:
+    """``tool_choice`` as ``"auto"``, ``"none"``, ``"required"`` or the name of one tool."""
+    if value is None:
+        return "auto"
+    if isinstance(value, str):
+        if value in TOOL_CHOICES:
+            return value
+        raise BadRequestError(f'must be "auto", "none", "required" or {_NAMED}, got {value!r}', param="tool_choice")
+    if not isinstance(value, Mapping) or value.get("type") != "function" or set(value) - {"type", "function"}:
+        raise BadRequestError(f'must be "auto", "none", "required" or {_NAMED}', param="tool_choice")
+    function = value.get("function")
+    name = function.get("name") if isinstance(function, Mapping) else None
+    if not isinstance(name, str) or not name:
+        raise BadRequestError("must name the tool: {\"name\": \"...\"}", param="tool_choice.function")
+    return name
+
+
+_FORMS = ('use a built-in name ("web_search", "image_search", "local_search"), an OpenAI function tool '
+          '{"type": "function", "function": {...}}, a Python function or a tools.Toolset')
+_NAMED = '{"type": "function", "function": {"name": "..."}}'
+
+
+def _builtin(where: str, item: Any) -> str:
+    if isinstance(item, Mapping):
+        if set(item) != {"type"}:
+            raise BadRequestError(f"unsupported tool: {_FORMS}", param=where)
+        item = item["type"]
+        where = f"{where}.type"
+    if item in PLANNED_BUILTINS:
+        raise BadRequestError(f"{item!r} is not available yet (the safe page fetcher is not built)", param=where)
+    if item not in BUILTIN_TOOLS:
+        raise BadRequestError(f"unknown built-in tool {item!r}; the built-ins are {', '.join(BUILTIN_TOOLS)}",
+                              param=where)
+    return str(item)
+
+
+def _function(where: str, item: Mapping[str, Any]) -> ToolSpec:
+    if set(item) - {"type", "function"}:
+        extra = sorted(set(item) - {"type", "function"})
+        raise BadRequestError(f"unknown field {extra[0]!r}", param=f"{where}.{extra[0]}")
+    function = item.get("function")
+    if not isinstance(function, Mapping):
+        raise BadRequestError('must be an object: {"name", "description", "parameters"}', param=f"{where}.function")
+    unknown = sorted(set(function) - _FUNCTION_KEYS)
+    if unknown:
+        raise BadRequestError(f"unknown field {unknown[0]!r}", param=f"{where}.function.{unknown[0]}")
+    name = function.get("name")
+    if not isinstance(name, str) or not TOOL_NAME_PATTERN.match(name):
+        raise BadRequestError("must be 1-64 of a-z, A-Z, 0-9, _ and -", param=f"{where}.function.name")
+    description = function.get("description")
+    if description is not None and not isinstance(description, str):
+        raise BadRequestError("must be a string", param=f"{where}.function.description")
+    if function.get("strict") is not None and not isinstance(function.get("strict"), bool):
+        raise BadRequestError("must be true or false", param=f"{where}.function.strict")
+    return ToolSpec(name, description or "", _parameters(f"{where}.function.parameters", function.get("parameters")))
+
+
+def _parameters(where: str, parameters: Any) -> dict[str, Any]:
+    if parameters is None:
+        return dict(_EMPTY_PARAMETERS)
+    if not isinstance(parameters, Mapping):
+        raise BadRequestError("must be a JSON schema object", param=where)
+    try:
+        compile_schema(dict(parameters))
+    except SchemaError as exc:
+        first = exc.errors[0] if exc.errors else {"path": "", "message": str(exc)}
+        raise BadRequestError(f"not a usable JSON schema: {first['path'] or '(root)'}: {first['message']}",
+                              param=where) from None
+    return dict(parameters)
+
+
+def _wrap(where: str, fn: Any) -> Toolset:
+    try:
+        return FunctionTool(fn)
+    except ToolDefinitionError as exc:
+        raise BadRequestError(str(exc), param=where) from None
