@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from agent._exceptions import StudiolmError
+from agent._exceptions import OutputValidationError, StudiolmError
 from agent._models import ToolCall
 from agent._types import ChatCompletion, ChatCompletionChunk
 from graphs import ChatEvent, ChatOutcome, Token, event_payload
@@ -19,6 +19,7 @@ from graphs import ChatEvent, ChatOutcome, Token, event_payload
 __all__ = ["chunk_stream", "completion", "error_body", "new_completion_id", "now", "url_citations"]
 
 _CITATION = re.compile(r"\[(\d{1,3})\]")
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
 def new_completion_id() -> str:
@@ -70,22 +71,33 @@ async def chunk_stream(
 
 
 def error_body(error: StudiolmError) -> dict[str, Any]:
-    """The OpenAI error envelope for ``error``."""
-    return {"error": {"message": error.message, "type": error.error_type, "param": error.param,
-                      "code": error.code}}
+    """The OpenAI error envelope for ``error``; JSON-mode failures add every ``attempts`` record
+    (raw output, finish reason, errors), so an HTTP caller sees what the model produced."""
+    body: dict[str, Any] = {"message": error.message, "type": error.error_type, "param": error.param,
+                            "code": error.code}
+    if isinstance(error, OutputValidationError):
+        body["attempts"] = error.attempts
+    return {"error": body}
 
 
 def url_citations(outcome: ChatOutcome) -> list[dict[str, Any]]:
     """An OpenAI ``url_citation`` annotation for every ``[n]`` in the answer that names a source."""
     targets = _numbered_targets(outcome)
+    # In JSON mode "[1]" is also an array; only markers inside string values are citations.
+    inside = _string_spans(outcome.content) if outcome.validation else None
     annotations = []
     for match in _CITATION.finditer(outcome.content):
         number = int(match.group(1))
-        if 1 <= number <= len(targets):
+        in_text = inside is None or any(a < match.start() and match.end() < b for a, b in inside)
+        if in_text and 1 <= number <= len(targets):
             url, title = targets[number - 1]
             annotations.append({"type": "url_citation", "url_citation": {
                 "url": url, "title": title, "start_index": match.start(), "end_index": match.end()}})
     return annotations
+
+
+def _string_spans(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in _JSON_STRING.finditer(text)]
 
 
 def _numbered_targets(outcome: ChatOutcome) -> list[tuple[str, str]]:

@@ -65,7 +65,7 @@ class ChatLimits:
 class ChatRequest:
     """A validated chat-completions request, as the graph sees it.
 
-    ``response_format`` is an opaque compiled JSON-mode spec (see :mod:`graphs._json_mode`) or None.
+    ``response_format`` is the validated JSON-mode spec (:class:`agent._response_format.JsonFormat`) or None.
     ``tools`` holds the request's tools and ``tool_choice`` (see :mod:`graphs._toolbox`).
     """
 

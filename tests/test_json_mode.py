@@ -492,3 +492,13 @@ def test_embedded_model_returns_schema_valid_nested_json(local_backend: Any, run
     jsonschema.validate(json.loads(body["choices"][0]["message"]["content"]), ORDER_SCHEMA)
     assert parsed["status"] in ("pending", "shipped", "delivered") and parsed["items"]
     assert all(item["size"] in ("S", "M", "L") for item in parsed["items"])
+
+
+def test_json_arrays_are_not_mistaken_for_citations() -> None:
+    answer = '{"ids": [1], "answer": "Stanley Kubrick [1]"}'
+    model = ScriptedModel([answer], capabilities=NO_TOOLS)
+    response = _create(model, web_search="force", response_format="json")
+    annotations = response["choices"][0]["message"]["annotations"]
+    assert len(annotations) == 1
+    start = annotations[0]["url_citation"]["start_index"]
+    assert response["choices"][0]["message"]["content"][start - 8:start] == "Kubrick "

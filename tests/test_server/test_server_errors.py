@@ -31,7 +31,9 @@ def envelope(response: requests.Response) -> dict[str, Any]:
     assert response.headers["content-type"] == "application/json"
     body = response.json()
     assert set(body) == {"error"}
-    assert set(body["error"]) == {"message", "type", "param", "code"}
+    # JSON-mode failures also carry every attempt (raw output and errors); nothing else is added.
+    extra = {"attempts"} if body["error"].get("code") == "output_validation_failed" else set()
+    assert set(body["error"]) == {"message", "type", "param", "code", *extra}
     assert "Traceback" not in response.text
     return body["error"]  # type: ignore[no-any-return]
 
@@ -154,6 +156,8 @@ def test_json_output_that_never_validates_is_422(docs_server: ServerThread) -> N
     assert response.status_code == 422
     error = envelope(response)
     assert (error["type"], error["code"]) == ("invalid_output_error", "output_validation_failed")
+    assert len(error["attempts"]) == 3  # the first answer and two re-asks, each with its raw output and errors
+    assert all(a["valid"] is False and a["errors"] and "output" in a for a in error["attempts"])
 
 
 def test_json_output_that_never_validates_mid_stream_is_one_error_event(docs_server: ServerThread) -> None:
