@@ -1,0 +1,32 @@
+"""The README's Python examples run as written on the embedded default (the server one has its own tests)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+# Needs `studiolm serve` running; tests/test_server drives the same calls against a live server.
+NEEDS_SERVER = "http://127.0.0.1:8000"
+
+pytestmark = [
+    pytest.mark.local_model,
+    pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="embedded model not installed"),
+]
+
+
+def test_the_readme_has_examples() -> None:
+    assert len(BLOCKS) >= 4
+
+
+@pytest.mark.parametrize("index", [i for i, b in enumerate(BLOCKS) if NEEDS_SERVER not in b])
+def test_readme_example_runs(index: int) -> None:
+    done = subprocess.run([sys.executable, "-c", BLOCKS[index]], capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
