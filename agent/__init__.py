@@ -11,6 +11,7 @@
     print(response["choices"][0]["message"]["content"], response["citations"])
 """
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from agent._exceptions import (
@@ -54,17 +55,19 @@ from agent._types import ChatCompletion, ChatCompletionChunk, ModelList, WireObj
 
 if TYPE_CHECKING:
     from agent._client import AsyncClient, AsyncStream, Client, Stream
+    from agent._server import create_app, serve
 
 # The clients run the graphs, and the graphs use this package's model interface. Loading the
-# clients on first access lets `import graphs` work before (or without) `import agent`.
-_LAZY = {"AsyncClient", "AsyncStream", "Client", "Stream"}
+# clients on first access lets `import graphs` work before (or without) `import agent`; the server
+# also needs the optional `server` extra (starlette, uvicorn), so it loads only when asked for.
+_LAZY = {"AsyncClient": "_client", "AsyncStream": "_client", "Client": "_client", "Stream": "_client",
+         "create_app": "_server", "serve": "_server"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from agent import _client
-
-        return getattr(_client, name)
+        module = importlib.import_module(f"agent.{_LAZY[name]}")
+        return getattr(module, name)
     raise AttributeError(f"module 'agent' has no attribute {name!r}")
 
 __all__ = [
@@ -112,4 +115,6 @@ __all__ = [
     "Usage",
     "UsageError",
     "WireObject",
+    "create_app",
+    "serve",
 ]

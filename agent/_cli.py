@@ -24,11 +24,12 @@ from typing import Any, TextIO
 
 from agent._client import Client
 from agent._exceptions import StudiolmError
+from agent._llama_backend import DEFAULT_LOCAL_MODEL
 from tools import SearchBackend, ToolsError
 
 __all__ = ["main"]
 
-DEFAULT_MODEL = "smollm2-135m-instruct"
+DEFAULT_MODEL = DEFAULT_LOCAL_MODEL
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (StudiolmError, ToolsError) as exc:
+    except (StudiolmError, ToolsError, OSError) as exc:  # OSError: an unwritable --db, a missing folder…
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -189,7 +190,6 @@ def _folder_index_path(folder: Path) -> Path:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import asyncio
 
     try:
         from agent._server import serve

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import threading
-from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import httpx
 
 from agent._config import resolve_model_backend, resolve_search
-from agent._exceptions import BadRequestError
+from agent._exceptions import BadRequestError, UsageError
 from agent._models import ModelBackend
+from agent._openai_backend import DEFAULT_MAX_RETRIES
 from agent._params import build_request
 from agent._tool_params import parse_tools
 from agent._types import ChatCompletionChunk, ModelList
@@ -29,7 +31,8 @@ from tools import CorpusNotFoundError, LocalIndex, SearchBackend
 __all__ = ["AsyncClient", "AsyncStream", "Client", "Stream"]
 
 T = TypeVar("T")
-DEFAULT_MAX_RETRIES = 2
+# How long closing a sync client waits for its loop thread (a run still finishing its cleanup).
+LOOP_JOIN_SECONDS = 5.0
 
 
 class AsyncStream:
@@ -84,13 +87,14 @@ class AsyncClient:
         tools: Sequence[Any] | None = None,
         local_index: SearchBackend | None = None,
     ) -> None:
+        # Validate the cheap arguments first, so a mistake there cannot leak a backend's HTTP client.
+        self.search = resolve_search(search)
+        self.tools = parse_tools(tools)
+        self.limits = limits or ChatLimits()
         self.backend = resolve_model_backend(
             backend=backend, api_key=api_key, base_url=base_url, http_client=http_client,
             timeout=timeout, max_retries=max_retries,
         )
-        self.search = resolve_search(search)
-        self.limits = limits or ChatLimits()
-        self.tools = parse_tools(tools)
         self.local_index = local_index
         self.chat = _AsyncChat(self)
         self.models = _AsyncModels(self)
@@ -137,7 +141,7 @@ class AsyncClient:
                 raise BadRequestError(f"local_search needs a local index: {exc}", param="tools") from None
         return self.local_index
 
-    def _events(self, request: ChatRequest, deps: ChatDeps) -> AsyncIterator[Any]:
+    def _events(self, request: ChatRequest, deps: ChatDeps) -> AsyncGenerator[Any]:
         return run_chat(request, deps, self.backend.capabilities(request.model))
 
 
@@ -216,17 +220,31 @@ class _Loop:
         self._thread.start()
 
     def run(self, awaitable: Awaitable[T]) -> T:
-        future = asyncio.run_coroutine_threadsafe(_as_coroutine(awaitable), self._loop)
+        coroutine = _as_coroutine(awaitable)
+        if self._loop.is_closed():
+            coroutine.close()
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()  # never started: close it so Python does not warn it was never awaited
+            raise UsageError("this client is closed; create a new Client")
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         try:
             return future.result()
         except BaseException:
             future.cancel()  # e.g. KeyboardInterrupt: stop the work, don't leave it running
             raise
 
+    @property
+    def closed(self) -> bool:
+        return self._loop.is_closed()
+
     def close(self) -> None:
-        if self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=5)
+        """Stop the loop, wait for its thread, close it. Idempotent."""
+        if self._loop.is_closed():
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=LOOP_JOIN_SECONDS)
+        if not self._thread.is_alive():
+            self._loop.close()
 
 
 async def _as_coroutine(awaitable: Awaitable[T]) -> T:
@@ -264,8 +282,8 @@ class Client:
     """Synchronous :class:`AsyncClient`: same arguments, same behaviour, plain calls and iterators."""
 
     def __init__(self, api_key: str | None = None, base_url: str | None = None, **kwargs: Any) -> None:
+        self._async = AsyncClient(api_key, base_url, **kwargs)  # first: a bad argument leaves no thread behind
         self._loop = _Loop()
-        self._async = AsyncClient(api_key, base_url, **kwargs)
         self.chat = _Chat(self)
         self.models = _Models(self)
 
@@ -275,7 +293,9 @@ class Client:
         return self._async.backend
 
     def close(self) -> None:
-        """Release connections and threads."""
+        """Release connections and threads. Idempotent; the client cannot be used afterwards."""
+        if self._loop.closed:
+            return
         try:
             self._loop.run(self._async.aclose())
         finally:

@@ -18,6 +18,14 @@ from graphs import ChatRequest, WebSearchMode
 __all__ = ["WEB_SEARCH_VALUES", "build_request", "parse_messages"]
 
 ROLES = ("system", "user", "assistant", "tool")
+MESSAGE_FIELDS = {
+    "system": ("role", "content", "name"),
+    "user": ("role", "content", "name"),
+    "assistant": ("role", "content", "name", "tool_calls"),
+    "tool": ("role", "content", "tool_call_id", "name"),
+}
+# OpenAI clients echo back assistant messages with these set to null; null carries nothing to lose.
+ECHOED_NULL_FIELDS = ("refusal", "function_call", "audio", "annotations", "tool_calls")
 WEB_SEARCH_VALUES: dict[object, WebSearchMode] = {
     False: "off", None: "off", "false": "off", "auto": "auto", "force": "force", "images": "images",
 }
@@ -83,6 +91,7 @@ def _message(index: int, raw: Any) -> Message:
     role = raw.get("role")
     if role not in ROLES:
         raise BadRequestError(f"role {role!r} is not one of {', '.join(ROLES)}", param=f"{where}.role")
+    _check_fields(where, role, raw)
     tool_calls = _tool_calls(where, raw.get("tool_calls")) if role == "assistant" else ()
     content = _content(where, raw.get("content"), allow_none=bool(tool_calls))
     tool_call_id = raw.get("tool_call_id")
@@ -93,6 +102,15 @@ def _message(index: int, raw: Any) -> Message:
         raise BadRequestError("must be a string", param=f"{where}.name")
     return Message(role=role, content=content, tool_calls=tool_calls,
                    tool_call_id=tool_call_id if role == "tool" else None, name=name)
+
+
+def _check_fields(where: str, role: str, raw: Mapping[str, Any]) -> None:
+    """Refuse fields this role cannot carry: nothing a caller sends is silently ignored."""
+    allowed = MESSAGE_FIELDS[role]
+    for key in raw:
+        if key not in allowed and not (key in ECHOED_NULL_FIELDS and raw[key] is None):
+            raise BadRequestError(f"is not a field of a {role} message (allowed: {', '.join(allowed)})",
+                                  param=f"{where}.{key}")
 
 
 def _content(where: str, content: Any, *, allow_none: bool) -> str:

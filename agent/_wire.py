@@ -5,10 +5,11 @@ The SDK and the HTTP server both build their bodies here, so they are identical 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from agent._exceptions import OutputValidationError, StudiolmError
@@ -53,21 +54,26 @@ def completion(outcome: ChatOutcome, *, completion_id: str, created: int) -> Cha
 
 
 async def chunk_stream(
-    events: AsyncIterator[ChatEvent | ChatOutcome], *, completion_id: str, created: int, model: str
+    events: AsyncGenerator[ChatEvent | ChatOutcome], *, completion_id: str, created: int, model: str
 ) -> AsyncIterator[ChatCompletionChunk]:
-    """Chunks for a run: a role chunk, then token and step chunks as they happen, then the final one."""
+    """Chunks for a run: a role chunk, then token and step chunks as they happen, then the final one.
+
+    Closing this stream closes ``events`` before returning, so the model stops at once (not when the
+    garbage collector gets to it).
+    """
     head = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
     yield ChatCompletionChunk(head, choices=[_choice({"role": "assistant", "content": ""})])
-    async for event in events:
-        if isinstance(event, ChatOutcome):
-            for delta in _tool_call_deltas(event):
-                yield ChatCompletionChunk(head, choices=[_choice(delta)])
-            yield _final_chunk(head, event)
-        elif isinstance(event, Token):
-            extra = {"partial": event.partial} if event.partial is not None else {}
-            yield ChatCompletionChunk(head, choices=[_choice({"content": event.text})], **extra)
-        else:
-            yield ChatCompletionChunk(head, choices=[_choice({})], step=event_payload(event))
+    async with contextlib.aclosing(events):
+        async for event in events:
+            if isinstance(event, ChatOutcome):
+                for delta in _tool_call_deltas(event):
+                    yield ChatCompletionChunk(head, choices=[_choice(delta)])
+                yield _final_chunk(head, event)
+            elif isinstance(event, Token):
+                extra = {"partial": event.partial} if event.partial is not None else {}
+                yield ChatCompletionChunk(head, choices=[_choice({"content": event.text})], **extra)
+            else:
+                yield ChatCompletionChunk(head, choices=[_choice({})], step=event_payload(event))
 
 
 def error_body(error: StudiolmError) -> dict[str, Any]:

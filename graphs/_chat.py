@@ -22,7 +22,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from functools import cache
 from typing import Any, cast
 
@@ -88,7 +88,7 @@ def _compiled() -> CompiledStateGraph[ChatState, ChatDeps, ChatState, ChatState]
 
 async def run_chat(
     request: ChatRequest, deps: ChatDeps, capabilities: Capabilities
-) -> AsyncIterator[ChatEvent | ChatOutcome]:
+) -> AsyncGenerator[ChatEvent | ChatOutcome]:
     """Run the graph: yield every step event as it happens, then one :class:`ChatOutcome`."""
     initial: ChatState = {"request": request, "capabilities": capabilities, "usage": Usage(),
                           "started_at": time.monotonic()}

@@ -78,3 +78,9 @@ def test_ask_raw_no_stream_prints_the_response_json(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     body = json.loads(done.stdout)
     assert body["object"] == "chat.completion" and body["model"] == "smollm2-135m-instruct"
+
+
+def test_an_unwritable_index_path_is_an_error_not_a_traceback(notes: Path, tmp_path: Path) -> None:
+    done = run("index", str(notes), "--db", "/proc/no-such-dir/notes.db", cache=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr

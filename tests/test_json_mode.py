@@ -502,3 +502,13 @@ def test_json_arrays_are_not_mistaken_for_citations() -> None:
     assert len(annotations) == 1
     start = annotations[0]["url_citation"]["start_index"]
     assert response["choices"][0]["message"]["content"][start - 8:start] == "Kubrick "
+
+
+def test_numbers_beyond_float_range_are_invalid_json_not_infinity() -> None:
+    model = ScriptedModel(['{"name": "Ada", "age": 1e999}', ADA], capabilities=NO_TOOLS)
+    response = _create(model, response_format=PERSON)
+    assert response["choices"][0]["message"]["content"] == ADA
+    assert "out of the range" in response["validation"]["history"][0]["errors"][0]["message"]
+    chunks = _stream(ScriptedModel(['{"age": NaN, "name": "Ada"}', ADA], capabilities=NO_TOOLS), response_format=PERSON)
+    json.dumps(chunks, allow_nan=False)  # no partial object holds NaN: every chunk stays encodable
+    assert chunks[-1]["parsed"] == {"name": "Ada", "age": 36}

@@ -79,3 +79,49 @@ def test_text_content_parts_and_boundaries_are_accepted() -> None:
         )
     assert model.requests[0].messages[0].content == "ab"
     assert model.requests[0].sampling.temperature == 0.0
+
+
+@pytest.mark.parametrize(("param", "message"), [
+    ("messages[0].tool_calls", {"role": "user", "content": "hi", "tool_calls": [{"bogus": 1}]}),
+    ("messages[0].tool_call_id", {"role": "user", "content": "hi", "tool_call_id": "x"}),
+    ("messages[0].colour", {"role": "user", "content": "hi", "colour": "blue"}),
+    ("messages[0].refusal", {"role": "assistant", "content": "no", "refusal": "I refuse"}),
+])
+def test_fields_a_message_cannot_carry_are_refused_not_dropped(param: str, message: dict[str, Any]) -> None:
+    model = ScriptedModel(["never said"])
+    with studiolm.Client(backend=model, search="none") as client, pytest.raises(BadRequestError) as info:
+        client.chat.completions.create(model="scripted", messages=[message])
+    assert info.value.param == param and model.requests == []
+
+
+def test_null_fields_echoed_by_openai_clients_are_accepted() -> None:
+    echoed = {"role": "assistant", "content": "Paris.", "refusal": None, "tool_calls": None, "annotations": None}
+    model = ScriptedModel(["ok"])
+    with studiolm.Client(backend=model, search="none") as client:
+        client.chat.completions.create(model="scripted", messages=[{"role": "user", "content": "hi"}, echoed,
+                                                                   {"role": "user", "content": "and?"}])
+    assert [m.content for m in model.requests[0].messages] == ["hi", "Paris.", "and?"]
+
+
+def _client_threads() -> int:
+    import threading
+
+    return sum(t.name == "studiolm-client" for t in threading.enumerate())
+
+
+def test_a_closed_client_refuses_work_and_closing_twice_is_harmless() -> None:
+    before = _client_threads()
+    client = studiolm.Client(backend=ScriptedModel(["ok"]), search="none")
+    client.close()
+    client.close()
+    with pytest.raises(studiolm.UsageError, match="closed"):
+        client.chat.completions.create(**GOOD)
+    assert _client_threads() == before
+
+
+def test_a_bad_argument_leaves_no_thread_behind() -> None:
+    before = _client_threads()
+    for _ in range(3):
+        with pytest.raises(BadRequestError):
+            studiolm.Client(backend=ScriptedModel(["ok"]), search="bogus")
+    assert _client_threads() == before

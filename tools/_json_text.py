@@ -13,6 +13,7 @@ mode), for streamed JSON mode.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -75,14 +76,31 @@ class PartialJson:
         if start is None:
             return None
         try:
-            return jiter.from_json(self._text[start:].encode(), partial_mode="trailing-strings")
+            return _finite(jiter.from_json(self._text[start:].encode(), partial_mode="trailing-strings",
+                                           allow_inf_nan=False))
         except ValueError:
             pass  # text after the closing bracket (a fence, prose): cut it off and try once more
         try:
             end = _span_end(self._text, start)
-            return jiter.from_json(self._text[start:end].encode(), partial_mode="trailing-strings")
+            return _finite(jiter.from_json(self._text[start:end].encode(), partial_mode="trailing-strings",
+                                           allow_inf_nan=False))
         except ValueError:
             return None
+
+
+def _finite(value: Any) -> Any:
+    """``value``, or None when it holds an infinite float (jiter reads 1e999 as inf)."""
+    return value if _all_finite(value) else None
+
+
+def _all_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_all_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_all_finite(v) for v in value)
+    return True
 
 
 def _parse_candidates(text: str) -> tuple[list[Any], str | None]:
@@ -124,13 +142,21 @@ def _loads_bounded(text: str) -> Any:
     if _max_depth(text) > MAX_OUTPUT_DEPTH:
         raise _TooDeep(f"the JSON is nested deeper than {MAX_OUTPUT_DEPTH} levels")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError as exc:  # belt and braces: the scan above should make this unreachable
         raise _TooDeep(f"the JSON is nested deeper than {MAX_OUTPUT_DEPTH} levels") from exc
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    # 1e999 parses to inf, which no JSON encoder can write back: it is not a usable JSON number.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of the range of a JSON number")
+    return value
 
 
 def _first_opener(text: str, start: int) -> int | None:
