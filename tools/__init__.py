@@ -7,6 +7,8 @@ from tools._ddg import CircuitBreaker, DuckDuckGoSearch
 from tools._exceptions import (
     CorpusNotFoundError,
     InvalidSchemaError,
+    McpConnectionError,
+    McpError,
     SchemaError,
     SearchError,
     SearchRateLimitedError,
@@ -21,6 +23,7 @@ from tools._exceptions import (
 from tools._functions import TOOL_NAME_PATTERN, FunctionTool, ToolDefinition, ToolOutput, Toolset
 from tools._json_text import PartialJson
 from tools._local_index import LocalIndex
+from tools._mcp import McpToolset, mcp_server
 from tools._schema import CompiledSchema, OutputCheck, bound_for_decoding, compile_schema
 from tools._search import (
     ImageResult,
@@ -43,6 +46,9 @@ __all__ = [
     "ImageSearchResponse",
     "InvalidSchemaError",
     "LocalIndex",
+    "McpConnectionError",
+    "McpError",
+    "McpToolset",
     "OutputCheck",
     "PartialJson",
     "SchemaError",
@@ -67,4 +73,5 @@ __all__ = [
     "UnsupportedSearchError",
     "bound_for_decoding",
     "compile_schema",
+    "mcp_server",
 ]
