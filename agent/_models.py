@@ -12,11 +12,11 @@ backend's request body, the SDK's responses).
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agent._exceptions import NotFoundError
+from agent._exceptions import ModelError, NotFoundError
 
 __all__ = [
     "Capabilities",
@@ -81,7 +81,9 @@ class ModelRequest:
     """One call to a model.
 
     ``json_schema`` asks for output constrained to that schema where the backend can do it
-    (``Capabilities.json_schema``); ``json_object`` asks for any JSON object. ``tool_choice`` is
+    (``Capabilities.json_schema``); ``json_object`` asks for any JSON object. The caller's
+    ``json_schema_name``, ``json_schema_description`` and ``json_schema_strict`` go with the schema
+    to backends that pass it on (OpenAI's ``response_format.json_schema``). ``tool_choice`` is
     ``"auto"``, ``"none"``, ``"required"`` or the name of one tool.
     """
 
@@ -92,6 +94,9 @@ class ModelRequest:
     tool_choice: str = "auto"
     json_schema: dict[str, Any] | None = None
     json_object: bool = False
+    json_schema_name: str = "response"
+    json_schema_description: str | None = None
+    json_schema_strict: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,18 +175,25 @@ class ModelBackend(abc.ABC):
         Closing the iterator early (the caller went away) must stop the generation.
         """
 
-    async def complete(self, request: ModelRequest) -> ModelResult:
-        """Generate without streaming: the final :class:`ModelResult` of :meth:`stream`."""
+    async def complete(
+        self, request: ModelRequest, *, on_delta: Callable[[TextDelta], None] | None = None
+    ) -> ModelResult:
+        """The final :class:`ModelResult` of :meth:`stream`; ``on_delta`` sees each text piece on the way.
+
+        Raises :class:`ModelError` when the stream ends without a result (a broken backend).
+        """
         result: ModelResult | None = None
         stream = self.stream(request)
         try:
             async for event in stream:
                 if isinstance(event, ModelResult):
                     result = event
+                elif on_delta is not None:
+                    on_delta(event)
         finally:
             await _aclose(stream)
         if result is None:
-            raise RuntimeError(f"{self.name} backend ended its stream without a result")
+            raise ModelError(f"model backend {self.name!r} ended its stream without a result")
         return result
 
     async def aclose(self) -> None:

@@ -177,7 +177,10 @@ def _wire_tool_choice(choice: str, tools: tuple[ToolSpec, ...]) -> str | dict[st
 
 def _response_format(request: ModelRequest, capabilities: Capabilities) -> dict[str, Any] | None:
     if request.json_schema is not None and capabilities.json_schema:
-        schema = {"name": "response", "schema": request.json_schema, "strict": False}
+        schema: dict[str, Any] = {"name": request.json_schema_name, "schema": request.json_schema,
+                                  "strict": request.json_schema_strict}
+        if request.json_schema_description is not None:
+            schema["description"] = request.json_schema_description
         return {"type": "json_schema", "json_schema": schema}
     if (request.json_schema is not None or request.json_object) and capabilities.json_object:
         return {"type": "json_object"}

@@ -1,4 +1,26 @@
-"""The chat graph's nodes and routers (module-level functions; the builder in ``_chat`` wires them)."""
+"""The chat graph's nodes and routers (module-level functions; the builder in ``_chat`` wires them).
+
+What a stream shows and what the final content is
+--------------------------------------------------
+
+Every model turn of :func:`generate` streams its text as ``token`` events, preceded by a
+``generation.started`` step (``attempt`` counts the turns). The side calls (search decision,
+query planning, tool decision) are never streamed. Two rules follow:
+
+* **Text before a tool call.** A model may write some text and then call a tool ("Let me look
+  that up."). That text was streamed, and outside JSON mode it stays in the answer: the final
+  content is the visible text of every model turn, in order, each later turn's text separated
+  from the text before it by a blank line (:data:`TURN_SEPARATOR`, streamed as a token too).
+  So a non-streamed response's ``content`` equals the concatenated content deltas of the same
+  run streamed, and ``[n]`` annotation offsets index into both.
+* **JSON mode.** The content is the validated JSON alone: the last attempt's output,
+  normalised. Each attempt's tokens were streamed as they came; an attempt that fails validation
+  is followed by a ``validation.failed`` step, and a stream consumer must treat the content
+  received since the last ``generation.started`` step as superseded when ``validation.failed``
+  arrives (the next attempt starts with a new ``generation.started``). Text a JSON-mode turn
+  wrote before a tool call is likewise not part of the content; only the text after the last
+  ``generation.started`` is the answer (``validation.passed`` confirms it).
+"""
 
 from __future__ import annotations
 
@@ -9,21 +31,12 @@ from langgraph.runtime import Runtime
 
 from agent._models import Message, ModelRequest, ModelResult, SamplingParams, TextDelta, ToolCall
 from graphs import _prompts as prompts
-from graphs._events import (
-    GenerationStarted,
-    ImagesFound,
-    QueryPlanned,
-    SearchDecided,
-    SearchFailed,
-    SearchFallbackTaken,
-    SearchStarted,
-    Token,
-)
-from graphs._searching import emit_completed, number, search_text
+from graphs._events import GenerationStarted, QueryPlanned, SearchDecided, Token
+from graphs._searching import emit_completed, emit_images, number, search_images, search_text
 from graphs._state import ChatDeps, ChatState, SearchDecision
 from graphs._tools import offered_tools, route_to_model, uses_search_decision
 from graphs._validate import json_mode_messages
-from tools import ImageResult, PartialJson, SearchError, ToolsUsageError
+from tools import PartialJson
 
 __all__ = [
     "decide_search",
@@ -41,6 +54,8 @@ __all__ = [
 # Planning and deciding are short, deterministic side calls.
 PLANNER_SAMPLING = SamplingParams(temperature=0.0, max_tokens=32)
 DECISION_SAMPLING = SamplingParams(temperature=0.0, max_tokens=8)
+#: Streamed (and kept in the answer) between the text of one model turn and the next, outside JSON mode.
+TURN_SEPARATOR = "\n\n"
 
 
 def conversation(state: ChatState) -> list[Message]:
@@ -134,30 +149,21 @@ async def web_search(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, 
     deps = runtime.context
     known = list(state.get("sources", []))
     query = state.get("queries", [""])[-1]
-    results, backend, error = await search_text(deps.search, query, deps.limits.max_results)
-    new, ids = number(known, results)
-    emit_completed(query, backend, new, ids, known, error)
-    return {"sources": new, "search_rounds": 1, "search_errors": [error] if error else [], "planned_search": True}
+    searched = await search_text(deps.search, query, deps.limits.max_results)
+    new, ids = number(known, searched.results)
+    emit_completed(query, searched, ids, [*known, *new])
+    errors = [searched.error] if searched.error else []
+    return {"sources": new, "search_rounds": 1, "search_errors": errors, "planned_search": True}
 
 
 async def image_search(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, Any]:
     """Search images for the planned query."""
-    query = state.get("queries", [""])[-1]
-    writer = get_stream_writer()
-    writer(SearchStarted(query=query, kind="images"))
     deps = runtime.context
-    try:
-        if deps.search is None:
-            raise SearchError("no search backend is configured", backend="none", query=query)
-        response = await deps.search.search_images(query, max_results=deps.limits.max_images)
-    except (SearchError, ToolsUsageError) as exc:
-        writer(SearchFailed(query=query, error=str(exc)))
-        return {"search_errors": [str(exc)], "search_rounds": 1}
-    for fallback in response.fallbacks:
-        writer(SearchFallbackTaken(backend=fallback.backend, reason=fallback.reason))
-    images = list(response.results)
-    writer(ImagesFound(query=query, backend=response.backend, images=tuple(_image_dict(i) for i in images)))
-    return {"images": images, "search_rounds": 1}
+    query = state.get("queries", [""])[-1]
+    searched = await search_images(deps.search, query, deps.limits.max_images)
+    emit_images(query, searched)
+    errors = [searched.error] if searched.error else []
+    return {"images": searched.results, "search_rounds": 1, "search_errors": errors}
 
 
 async def generate(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, Any]:
@@ -175,8 +181,11 @@ async def generate(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, An
         tool_choice=tool_choice,
         **_json_mode_kwargs(state),
     )
-    result = await _stream(runtime.context, model_request, json_mode=request.response_format is not None)
-    update: dict[str, Any] = {"result": result, "usage": result.usage, "model_calls": 1, "generations": 1}
+    json_mode = request.response_format is not None
+    separator = "" if json_mode or not "".join(state.get("said", [])) else TURN_SEPARATOR
+    result = await _stream(runtime.context, model_request, json_mode=json_mode, separator=separator)
+    update: dict[str, Any] = {"result": result, "usage": result.usage, "model_calls": 1, "generations": 1,
+                              "said": [separator + result.content if result.content else ""]}
     if tools and result.tool_calls:
         update["turns"] = [Message(role="assistant", content=result.content, tool_calls=result.tool_calls)]
     if request.web_search == "auto" and state.get("decision") is None:
@@ -187,12 +196,14 @@ async def generate(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, An
 
 
 async def finish(state: ChatState) -> dict[str, Any]:
-    """Final answer text; in images mode the images are appended inline as markdown."""
-    result = state.get("result")
-    content = result.content if result is not None else ""
+    """Final answer text (see the module docstring); in images mode the images are appended inline as markdown."""
+    if state["request"].response_format is not None:
+        result = state.get("result")
+        # The validated JSON alone; the images stay in the response's `images` field (markdown would break it).
+        return {"answer": result.content if result is not None else ""}
+    content = "".join(state.get("said", []))  # every turn's streamed text, so stream and non-stream agree
     images = state.get("images", [])
-    # In JSON mode the images stay in the response's `images` field: markdown would break the JSON.
-    if state["request"].web_search == "images" and images and state["request"].response_format is None:
+    if state["request"].web_search == "images" and images:
         suffix = "\n\n" + "\n".join(f"![{_md_text(i.title)}]({i.image_url})" for i in images)
         get_stream_writer()(Token(text=suffix))
         content += suffix
@@ -225,25 +236,25 @@ def _json_mode_kwargs(state: ChatState) -> dict[str, Any]:
     return {
         "json_schema": schema if caps.json_schema else None,
         "json_object": caps.json_object or caps.json_schema,
+        # The caller's names for the schema go upstream with it (OpenAI's response_format.json_schema).
+        "json_schema_name": getattr(spec, "name", "response"),
+        "json_schema_description": getattr(spec, "description", None),
+        "json_schema_strict": bool(getattr(spec, "strict", False)),
     }
 
 
-async def _stream(deps: ChatDeps, request: ModelRequest, *, json_mode: bool = False) -> ModelResult:
+async def _stream(deps: ChatDeps, request: ModelRequest, *, json_mode: bool, separator: str) -> ModelResult:
+    """The model's result, its text streamed as tokens (after ``separator``, once, if any text comes)."""
     writer = get_stream_writer()
     partial = PartialJson() if json_mode else None  # JSON mode: each token carries the object so far
-    result: ModelResult | None = None
-    stream = deps.model.stream(request)
-    try:
-        async for event in stream:
-            if isinstance(event, TextDelta):
-                writer(Token(text=event.text, partial=partial.feed(event.text) if partial is not None else None))
-            else:
-                result = event
-    finally:
-        await stream.aclose()  # type: ignore[attr-defined]
-    if result is None:
-        raise RuntimeError(f"model backend {deps.model.name!r} ended without a result")
-    return result
+    pending = separator
+
+    def on_delta(delta: TextDelta) -> None:
+        nonlocal pending
+        text, pending = pending + delta.text, ""
+        writer(Token(text=text, partial=partial.feed(delta.text) if partial is not None else None))
+
+    return await deps.model.complete(request, on_delta=on_delta)
 
 
 def _tool_decision(calls: tuple[ToolCall, ...]) -> SearchDecision:
@@ -251,10 +262,6 @@ def _tool_decision(calls: tuple[ToolCall, ...]) -> SearchDecision:
     if not searches:
         return SearchDecision(False, "the model answered without calling web_search")
     return SearchDecision(True, f"the model called web_search({searches[0].arguments})")
-
-
-def _image_dict(image: ImageResult) -> dict[str, Any]:
-    return {"title": image.title, "image_url": image.image_url, "source_url": image.source_url}
 
 
 def _md_text(text: str) -> str:

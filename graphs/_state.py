@@ -123,6 +123,8 @@ class ChatState(TypedDict, total=False):
     search_errors: Annotated[list[str], operator.add]
     decision: Annotated[SearchDecision | None, _keep_last]
     result: Annotated[ModelResult | None, _keep_last]
+    #: The text each model turn streamed, in order (with its separator): outside JSON mode, the answer.
+    said: Annotated[list[str], operator.add]
     answer: Annotated[str, _keep_last]
     usage: Annotated[Usage, operator.add]
     model_calls: Annotated[int, operator.add]

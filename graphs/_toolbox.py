@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 
 from agent._exceptions import BadRequestError, ToolsetError
 from agent._models import ToolSpec
-from graphs._prompts import WEB_SEARCH_TOOL
+from graphs._prompts import SEARCH_QUERY_SCHEMA, WEB_SEARCH_TOOL
 from tools._functions import TOOL_NAME_PATTERN, ToolDefinition, Toolset
 
 __all__ = [
@@ -46,21 +46,16 @@ PLANNED_BUILTINS = ("fetch_url",)
 #: ``tool_choice`` values besides the name of one tool.
 TOOL_CHOICES = ("auto", "none", "required")
 
-_QUERY = {
-    "type": "object",
-    "properties": {"query": {"type": "string", "description": "The search query."}},
-    "required": ["query"],
-}
 IMAGE_SEARCH_TOOL = ToolSpec(
     name="image_search",
     description="Search the web for images. Results come back numbered, with their URLs; they are shown to "
     "the user with the answer.",
-    parameters=_QUERY,
+    parameters=SEARCH_QUERY_SCHEMA,
 )
 LOCAL_SEARCH_TOOL = ToolSpec(
     name="local_search",
     description="Search the local document index (offline). Results come back numbered; cite them like [1].",
-    parameters=_QUERY,
+    parameters=SEARCH_QUERY_SCHEMA,
 )
 _BUILTIN_SPECS = {"web_search": WEB_SEARCH_TOOL, "image_search": IMAGE_SEARCH_TOOL, "local_search": LOCAL_SEARCH_TOOL}
 

@@ -51,9 +51,11 @@ from langgraph.runtime import Runtime
 
 from agent._models import Message, ModelRequest, SamplingParams, ToolCall, ToolSpec
 from graphs import _prompts as prompts
-from graphs._events import ImagesFound, SearchDecided, ToolCalled, ToolDecided, ToolResult
+from graphs._events import SearchDecided, ToolCalled, ToolDecided, ToolResult
 from graphs._searching import (
+    Searched,
     emit_completed,
+    emit_images,
     image_result_text,
     number,
     search_images,
@@ -79,6 +81,8 @@ __all__ = [
 TOOL_DECISION_SAMPLING = SamplingParams(temperature=0.0, max_tokens=24)
 #: Characters of a tool's result shown in its ``tool.result`` step and in ``tool_runs``.
 PREVIEW_CHARS = 200
+#: Characters of an unusable decision-step reply quoted in the decision's reason.
+DECISION_REPLY_CHARS = 80
 
 _Kind = Literal["function", "search", "images"]
 
@@ -190,7 +194,8 @@ def _decision_reason(tool: str | None, reply: str) -> str:
         return f"the decision step chose {tool}"
     if prompts.parse_tool_decision(reply, [prompts.NO_TOOL]) is not None:
         return "the decision step chose to answer without a tool"
-    return f"the decision step answered {reply.strip()[:80]!r}, which names no tool; answering without one"
+    quoted = reply.strip()[:DECISION_REPLY_CHARS]
+    return f"the decision step answered {quoted!r}, which names no tool; answering without one"
 
 
 # --- running a turn's calls ------------------------------------------------------------------
@@ -206,9 +211,8 @@ class _Run:
     error: str | None = None
     duration_ms: int = 0
     query: str = ""
-    backend: str = "none"
-    results: list[SearchResult] = field(default_factory=list)
-    images: list[ImageResult] = field(default_factory=list)
+    text_search: Searched[SearchResult] = field(default_factory=Searched)
+    image_search: Searched[ImageResult] = field(default_factory=Searched)
     new_sources: list[SearchResult] = field(default_factory=list)
 
 
@@ -306,14 +310,13 @@ async def _dispatch(run: _Run, arguments: dict[str, Any], state: ChatState, deps
     if run.kind == "search":
         run.query = _query(run.call, arguments)
         backend = deps.search if name == "web_search" else deps.local_search
-        run.results, run.backend, run.error = await search_text(backend, run.query, limits.max_results)
+        run.text_search = await search_text(backend, run.query, limits.max_results)
+        run.error = run.text_search.error
     elif run.kind == "images":
         run.query = _query(run.call, arguments)
-        run.images, run.backend, run.error = await search_images(deps.search, run.query, limits.max_images)
-        if run.error is None:
-            listed = tuple({"title": i.title, "image_url": i.image_url, "source_url": i.source_url}
-                           for i in run.images)
-            get_stream_writer()(ImagesFound(query=run.query, backend=run.backend, images=listed))
+        run.image_search = await search_images(deps.search, run.query, limits.max_images)
+        run.error = run.image_search.error
+        emit_images(run.query, run.image_search)
     else:
         bound = state["request"].tools.find(name)
         assert bound is not None, "only offered tools are dispatched"
@@ -334,13 +337,14 @@ def _query(call: ToolCall, arguments: dict[str, Any]) -> str:
 def _result_content(run: _Run, turn: _Turn) -> None:
     """The text the model reads for a finished call; a search's results get their ``[n]`` numbers here."""
     if run.kind == "search":
-        new, ids = number(turn.sources, run.results)
-        emit_completed(run.query, run.backend, new, ids, turn.sources, run.error)
+        new, ids = number(turn.sources, run.text_search.results)
         turn.sources += new
         run.new_sources = new
-        run.content = tool_result_text(run.results, ids, run.error)
+        if run.error is None:  # a failed call (search, arguments, timeout) has no results to list
+            emit_completed(run.query, run.text_search, ids, turn.sources)
+        run.content = tool_result_text(run.text_search.results, ids, run.error)
     elif run.kind == "images":
-        run.content = image_result_text(run.images, run.error)
+        run.content = image_result_text(run.image_search.results, run.error)
     elif run.error is not None and not run.content:
         run.content = f"Error: {run.error}"
 
@@ -351,7 +355,7 @@ def _merge(runs: list[_Run]) -> dict[str, Any]:
                               "tool_runs": [], "tool_rounds": 1}
     for run in runs:
         update["sources"] += run.new_sources
-        update["images"] += run.images
+        update["images"] += run.image_search.results
         if run.kind != "function":
             update["queries"] += [run.query] if run.query else []
             update["search_errors"] += [run.error] if run.error else []
@@ -364,9 +368,9 @@ def _merge(runs: list[_Run]) -> dict[str, Any]:
 
 def _preview(run: _Run) -> str:
     if run.kind == "search" and run.error is None:
-        return f"{len(run.results)} results from {run.backend}"
+        return f"{len(run.text_search.results)} results from {run.text_search.backend}"
     if run.kind == "images" and run.error is None:
-        return f"{len(run.images)} images from {run.backend}"
+        return f"{len(run.image_search.results)} images from {run.image_search.backend}"
     text = run.content or run.error or ""
     return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "…"
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from fakes import FakeSearch
 
 import agent as studiolm
-from agent import Capabilities, ScriptedCall, ScriptedModel, ScriptedReply
+from agent import Capabilities, ModelEvent, ModelRequest, ScriptedCall, ScriptedModel, ScriptedReply, TextDelta
+from tools import CachedSearch, ImageSearchResponse, SearchBackend, TextSearchResponse
 
 QUESTION = [{"role": "user", "content": "Who directed 2001: A Space Odyssey?"}]
 NO_TOOLS = Capabilities(tool_calling=False)
@@ -187,3 +189,121 @@ def test_closing_a_stream_early_stops_the_run(fake_search: FakeSearch) -> None:
         stream.close()
         with pytest.raises(StopAsyncIteration):
             client._loop.run(stream._stream.__anext__())
+
+
+class BrokenSearch(SearchBackend):
+    """A backend failing with an exception of its own (not a ``SearchError``), as a buggy one would."""
+
+    name = "broken"
+
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+
+    async def search(self, query: str, *, max_results: int = 5) -> TextSearchResponse:
+        self.queries.append(query)
+        raise OSError("disk on fire")
+
+    async def search_images(self, query: str, *, max_results: int = 5) -> ImageSearchResponse:
+        self.queries.append(query)
+        raise OSError("disk on fire")
+
+
+@pytest.mark.parametrize("mode", ["force", "images"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_unexpected_search_exception_is_a_reported_search_failure(mode: str, stream: bool) -> None:
+    search = BrokenSearch()
+    model = ScriptedModel(["I could not find sources."], capabilities=NO_TOOLS)
+    text, steps, body = _run(model, search, stream, web_search=mode)  # type: ignore[arg-type]
+    assert search.queries == [QUESTION[0]["content"]]
+    assert text == "I could not find sources."
+    assert body["choices"][0]["finish_reason"] == "stop"
+    assert body["web_search"]["errors"] == ["OSError: disk on fire"]
+    assert body["citations"] == []
+    if stream:
+        failed = {"type": "search.failed", "query": QUESTION[0]["content"], "error": "OSError: disk on fire"}
+        assert failed in steps
+        assert not {"search.completed", "images.completed"} & {s["type"] for s in steps}
+
+
+@pytest.mark.parametrize("tool", ["web_search", "image_search"])
+def test_an_unexpected_search_exception_in_a_tool_call_is_reported_the_same_way(tool: str) -> None:
+    call = ScriptedReply(tool_calls=(ScriptedCall(tool, {"query": "monolith"}),))
+    model = ScriptedModel([call, "No luck."])
+    text, steps, body = _run(model, BrokenSearch(), True, tools=[tool])  # type: ignore[arg-type]
+    assert text == "No luck."
+    assert body["web_search"]["errors"] == ["OSError: disk on fire"]
+    assert {"type": "search.failed", "query": "monolith", "error": "OSError: disk on fire"} in steps
+    result = next(s for s in steps if s["type"] == "tool.result")
+    assert result["error"] == "OSError: disk on fire"
+    assert "failed: OSError: disk on fire" in model.requests[1].messages[-1].content
+
+
+def test_a_search_served_from_the_cache_says_so_in_its_step(fake_search: FakeSearch) -> None:
+    model = ScriptedModel(["Kubrick [1]."], capabilities=NO_TOOLS)
+    with studiolm.Client(backend=model, search=CachedSearch(fake_search)) as client:
+        runs = [_collect(client.chat.completions.create(model="scripted", messages=QUESTION, stream=True,
+                                                        web_search="force")) for _ in range(2)]
+    completed = [next(s for s in steps if s["type"] == "search.completed") for _, steps, _ in runs]
+    assert [c["cached"] for c in completed] == [False, True]
+    assert completed[0]["results"] == completed[1]["results"]
+    assert fake_search.queries == [QUESTION[0]["content"]]  # the backend saw the query once
+
+
+class ResultlessModel(ScriptedModel):
+    """A broken backend: its stream ends without the final ``ModelResult``."""
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        self.requests.append(request)
+        yield TextDelta("half an answer")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_backend_stream_without_a_result_is_a_model_error(stream: bool, fake_search: FakeSearch) -> None:
+    model = ResultlessModel(["unused"])
+    with pytest.raises(studiolm.ModelError, match="'scripted' ended its stream without a result"):
+        _run(model, fake_search, stream)
+    assert len(model.requests) == 1
+
+
+async def test_complete_hands_each_delta_to_on_delta_and_returns_the_result() -> None:
+    model = ScriptedModel(["one two three"])
+    seen: list[str] = []
+    request = ModelRequest(model="scripted", messages=())
+    result = await model.complete(request, on_delta=lambda delta: seen.append(delta.text))
+    assert "".join(seen) == result.content == "one two three" and len(seen) > 1
+    with pytest.raises(studiolm.ModelError):
+        await ResultlessModel(["unused"]).complete(request)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_text_before_a_tool_call_is_in_the_content_streamed_or_not(stream: bool, fake_search: FakeSearch) -> None:
+    call = ScriptedReply("Let me look that up.", tool_calls=(ScriptedCall("web_search", {"query": "2001"}),))
+    model = ScriptedModel([call, "It was Stanley Kubrick [1]."])
+    text, _, body = _run(model, fake_search, stream, web_search="auto")
+    assert text == "Let me look that up.\n\nIt was Stanley Kubrick [1]."
+    message = body["choices"][0]["message" if not stream else "delta"]
+    span = message["annotations"][0]["url_citation"]
+    assert text[span["start_index"]:span["end_index"]] == "[1]"  # offsets index the content either way
+
+
+def test_stream_and_non_stream_content_agree_through_a_tool_loop(fake_search: FakeSearch) -> None:
+    script = [
+        ScriptedReply("First.", tool_calls=(ScriptedCall("web_search", {"query": "a"}),)),
+        ScriptedReply(tool_calls=(ScriptedCall("web_search", {"query": "b"}),)),  # a call without text
+        ScriptedReply("Second.", tool_calls=(ScriptedCall("web_search", {"query": "c"}),)),
+        "Done [2].",
+    ]
+    streamed, _, _ = _run(ScriptedModel(script), FakeSearch(), True, web_search="auto")
+    whole, _, _ = _run(ScriptedModel(script), FakeSearch(), False, web_search="auto")
+    assert streamed == whole == "First.\n\nSecond.\n\nDone [2]."
+
+
+def test_images_mode_and_the_image_search_tool_report_images_alike(fake_search: FakeSearch) -> None:
+    by_mode = _run(ScriptedModel(["Here [1]."], capabilities=NO_TOOLS), fake_search, True, web_search="images")[1]
+    call = ScriptedReply(tool_calls=(ScriptedCall("image_search", {"query": QUESTION[0]["content"]}),))
+    by_tool = _run(ScriptedModel([call, "Here [1]."]), fake_search, True, tools=["image_search"])[1]
+    found = [next(s for s in steps if s["type"] == "images.completed") for steps in (by_mode, by_tool)]
+    assert found[0] == found[1] == {
+        "type": "images.completed", "query": QUESTION[0]["content"], "backend": "fake",
+        "images": [{"title": "The monolith [replica]", "image_url": "https://img.example/monolith.jpg",
+                    "source_url": "https://example.org/monolith"}]}

@@ -512,3 +512,38 @@ def test_numbers_beyond_float_range_are_invalid_json_not_infinity() -> None:
     chunks = _stream(ScriptedModel(['{"age": NaN, "name": "Ada"}', ADA], capabilities=NO_TOOLS), response_format=PERSON)
     json.dumps(chunks, allow_nan=False)  # no partial object holds NaN: every chunk stays encodable
     assert chunks[-1]["parsed"] == {"name": "Ada", "age": 36}
+
+
+def test_the_callers_schema_name_description_and_strict_reach_the_backend() -> None:
+    form = {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON_SCHEMA, "strict": True,
+                                                   "description": "One person"}}
+    model = ScriptedModel([ADA], capabilities=Capabilities(json_schema=True, json_object=True))
+    _create(model, response_format=form)
+    request = model.requests[0]
+    assert (request.json_schema_name, request.json_schema_description, request.json_schema_strict) == (
+        "person", "One person", True)
+    _create(model, response_format=Person)  # a model class: its name, strict not asked for
+    assert (model.requests[1].json_schema_name, model.requests[1].json_schema_strict) == ("Person", False)
+
+
+def _answer_per_stream_rule(chunks: list[dict[str, Any]]) -> str:
+    """What a stream consumer following the documented rule shows: the content since the last
+    ``generation.started``, dropped when ``validation.failed`` arrives."""
+    shown = ""
+    for chunk in chunks:
+        kind = chunk.get("step", {}).get("type")
+        if kind in ("generation.started", "validation.failed"):
+            shown = ""
+        shown += chunk["choices"][0]["delta"].get("content") or ""
+    return shown
+
+
+def test_a_stream_consumer_following_the_superseded_rule_ends_with_the_json_answer(fake_search: FakeSearch) -> None:
+    call = ScriptedReply("Let me check.", tool_calls=(ScriptedCall("web_search", {"query": "ada"}),))
+    script = [call, '{"name": "Ada"}', ADA]  # text before a tool call, an invalid attempt, a valid one
+    chunks = _stream(ScriptedModel(script), fake_search, web_search="auto", response_format=PERSON)
+    everything = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    assert everything.startswith("Let me check.") and '{"name": "Ada"}' in everything  # all of it was streamed
+    assert json.loads(_answer_per_stream_rule(chunks)) == chunks[-1]["parsed"] == {"name": "Ada", "age": 36}
+    body = _create(ScriptedModel(script), fake_search, web_search="auto", response_format=PERSON)
+    assert json.loads(body["choices"][0]["message"]["content"]) == {"name": "Ada", "age": 36}  # the JSON alone

@@ -17,6 +17,7 @@ import httpx
 import pytest
 import uvicorn
 
+import agent as studiolm
 from agent._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -978,3 +979,36 @@ async def test_first_tool_call_delta_without_index_or_id() -> None:
     )
     (call,) = (await mock.backend().complete(REQUEST)).tool_calls
     assert (call.name, call.arguments) == ("f", "{}")
+
+
+async def test_json_schema_name_description_and_strict_go_on_the_wire() -> None:
+    mock = Mock(sse_response(*HELLO), sse_response(*HELLO))
+    backend = mock.backend()
+    named = ModelRequest("m-1", REQUEST.messages, json_schema=SCHEMA, json_schema_name="person",
+                         json_schema_description="One person", json_schema_strict=True)
+    await backend.complete(named)
+    await backend.complete(ModelRequest("m-1", REQUEST.messages, json_schema=SCHEMA))
+    first, second = (body["response_format"]["json_schema"] for body in mock.bodies())
+    assert first == {"name": "person", "schema": SCHEMA, "strict": True, "description": "One person"}
+    assert second == {"name": "response", "schema": SCHEMA, "strict": False}  # no description key when none
+
+
+async def test_the_sdk_forwards_the_callers_json_schema_spec_upstream() -> None:
+    bodies: list[Any] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/models"):
+            return httpx.Response(200, json={"data": [{"id": "m-1"}]})
+        bodies.append(json.loads(request.content))
+        return sse_response(chunk('{"name": '), chunk('"Ada"}'), chunk(finish="stop"))
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    backend = OpenAICompatibleBackend(KEY, "https://upstream.test/v1/", http_client=http, sleep=Sleeps())
+    spec = {"name": "person", "schema": SCHEMA, "strict": True, "description": "One person"}
+    async with studiolm.AsyncClient(backend=backend, search="none") as client:
+        response = await client.chat.completions.create(
+            model="m-1", messages=[{"role": "user", "content": "Who?"}],
+            response_format={"type": "json_schema", "json_schema": spec},
+        )
+    assert response.choices[0].message.parsed == {"name": "Ada"}
+    assert [body["response_format"] for body in bodies] == [{"type": "json_schema", "json_schema": spec}]
