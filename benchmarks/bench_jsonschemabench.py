@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks._report import publish
+
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "jsonschemabench-sample"
 MODEL = "smollm2-135m-instruct"
 INSTRUCTION = "Produce an example instance of the JSON schema named {name}{about}. Reply with the JSON only."
@@ -297,10 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         runner.close()
     command = "python -m benchmarks.bench_jsonschemabench " + " ".join(argv if argv is not None else sys.argv[1:])
     text = report(summaries, command, args, time.perf_counter() - started)
-    print(text)
-    if args.write:
-        args.write.parent.mkdir(parents=True, exist_ok=True)
-        args.write.write_text(text)
+    publish(text, args.write)
     return 0
 
 

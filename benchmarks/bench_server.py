@@ -28,6 +28,8 @@ from typing import Any
 
 import httpx
 
+from benchmarks._report import publish
+
 MODEL = "bench-model"
 KEY = "sk-bench"
 WARMUP = 20
@@ -252,10 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             process.terminate()
             process.join(10)
     text = report(rows, args)
-    print(text)
-    if args.write:
-        args.write.parent.mkdir(parents=True, exist_ok=True)
-        args.write.write_text(text)
+    publish(text, args.write)
     return 0
 
 

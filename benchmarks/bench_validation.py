@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks._report import publish
 from tools import compile_schema
 from tools._schema import _compile_cached, canonical_schema_text
 
@@ -121,10 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = [measure(name, schema, output, args.calls, args.repeats) for name, schema, output in schemas()]
     text = report(rows, "python -m benchmarks.bench_validation " + " ".join(argv if argv is not None else sys.argv[1:]))
-    print(text)
-    if args.write:
-        args.write.parent.mkdir(parents=True, exist_ok=True)
-        args.write.write_text(text)
+    publish(text, args.write)
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -11,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from embedded import needs_embedded_model
 
 STUDIOLM = shutil.which("studiolm", path=str(Path(sys.executable).parent)) or "studiolm"
 
@@ -54,9 +54,7 @@ def test_bad_flag_value_is_rejected_by_the_parser(tmp_path: Path) -> None:
     assert done.returncode == 2 and "invalid choice: 'sometimes'" in done.stderr
 
 
-needs_model = pytest.mark.skipif(
-    importlib.util.find_spec("llama_cpp") is None, reason="the embedded model needs llama-cpp-python (make install)"
-)
+needs_model = needs_embedded_model
 
 
 @pytest.mark.local_model

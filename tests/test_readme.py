@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from embedded import needs_embedded_model
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
@@ -19,7 +19,7 @@ NOT_SELF_CONTAINED = ('base_url="http://127.0.0.1:8000/v1"', '"npx"')
 
 pytestmark = [
     pytest.mark.local_model,
-    pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="embedded model not installed"),
+    needs_embedded_model,
 ]
 
 

