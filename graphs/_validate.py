@@ -40,7 +40,7 @@ from agent._models import Capabilities, Message, ModelResult
 from agent._response_format import JsonFormat
 from graphs._events import ValidationFailed, ValidationPassed
 from graphs._state import ChatDeps, ChatState
-from tools import OutputCheck
+from tools import OutputCheck, json_pointer
 
 __all__ = ["json_mode_messages", "route_after_validate", "validate"]
 
@@ -124,7 +124,7 @@ def _verdict(spec: JsonFormat, result: ModelResult, max_tokens: int) -> OutputCh
     try:
         return dataclasses.replace(check, value=spec.model.model_validate_json(check.text))
     except pydantic.ValidationError as exc:  # the model class's own validators can be stricter than its schema
-        issues = tuple({"path": _pointer(e["loc"]), "message": e["msg"]} for e in exc.errors())
+        issues = tuple({"path": json_pointer(e["loc"]), "message": e["msg"]} for e in exc.errors())
         return OutputCheck(False, check.value, "", issues)
 
 
@@ -174,5 +174,3 @@ def _where(path: str) -> str:
     return path or "(the whole reply)"
 
 
-def _pointer(loc: tuple[int | str, ...]) -> str:
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in loc)

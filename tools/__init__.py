@@ -24,7 +24,7 @@ from tools._functions import TOOL_NAME_PATTERN, FunctionTool, ToolDefinition, To
 from tools._json_text import PartialJson
 from tools._local_index import LocalIndex
 from tools._mcp import McpToolset, mcp_server
-from tools._schema import CompiledSchema, OutputCheck, bound_for_decoding, compile_schema
+from tools._schema import CompiledSchema, OutputCheck, bound_for_decoding, compile_schema, json_pointer
 from tools._search import (
     ImageResult,
     ImageSearchResponse,
@@ -73,5 +73,6 @@ __all__ = [
     "UnsupportedSearchError",
     "bound_for_decoding",
     "compile_schema",
+    "json_pointer",
     "mcp_server",
 ]

@@ -41,6 +41,7 @@ import pydantic
 import pydantic_core
 
 from tools._exceptions import ToolArgumentsError, ToolDefinitionError, ToolsUsageError
+from tools._schema import json_pointer
 
 __all__ = ["TOOL_NAME_PATTERN", "FunctionTool", "ToolDefinition", "ToolOutput", "Toolset", "result_text"]
 
@@ -142,7 +143,7 @@ class FunctionTool(Toolset):
         try:
             validated = self._arguments.model_validate(dict(arguments))
         except pydantic.ValidationError as exc:
-            errors = [{"path": _pointer(e["loc"]), "message": e["msg"]} for e in exc.errors()]
+            errors = [{"path": json_pointer(e["loc"]), "message": e["msg"]} for e in exc.errors()]
             listed = "; ".join(f"{e['path'] or '(arguments)'}: {e['message']}" for e in errors)
             raise ToolArgumentsError(f"invalid arguments for {self.name}: {listed}", tool=self.name,
                                      errors=errors) from None
@@ -256,5 +257,3 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _pointer(loc: tuple[int | str, ...]) -> str:
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in loc)

@@ -57,6 +57,7 @@ __all__ = [
     "bound_for_decoding",
     "canonical_schema_text",
     "compile_schema",
+    "json_pointer",
 ]
 
 #: Largest schema accepted, in characters of compact canonical JSON (real-world schemas such as
@@ -134,7 +135,7 @@ class CompiledSchema:
         except referencing.exceptions.Unresolvable as exc:  # unreachable after compile's check; be safe
             return (_issue(path="", message=f"the schema's reference {exc} cannot be resolved"),)
         errors.sort(key=lambda e: (list(map(str, e.absolute_path)), e.message))
-        return tuple(_issue(path=_pointer(e.absolute_path), message=_clip(e.message)) for e in errors)
+        return tuple(_issue(path=json_pointer(e.absolute_path), message=_clip(e.message)) for e in errors)
 
     def check_text(self, text: str) -> OutputCheck:
         """Find the JSON in a model's raw output and validate it; the first valid candidate wins."""
@@ -412,10 +413,11 @@ def _first(errors: Iterator[ValidationError], limit: int) -> list[ValidationErro
 
 
 def _schema_issue(error: ValidationError) -> SchemaIssue:
-    return _issue(path=_pointer(error.absolute_path), message=_clip(error.message))
+    return _issue(path=json_pointer(error.absolute_path), message=_clip(error.message))
 
 
-def _pointer(parts: Iterable[Any]) -> str:
+def json_pointer(parts: Iterable[Any]) -> str:
+    """The RFC 6901 JSON Pointer for a path of keys and indexes (``("a", 0)`` → ``/a/0``)."""
     return "".join(f"/{_escape(str(p))}" for p in parts)
 
 
