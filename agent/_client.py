@@ -11,24 +11,23 @@ import asyncio
 import dataclasses
 import inspect
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator, Mapping, Sequence
+from typing import Any, Literal, TypedDict, TypeVar, Unpack, overload
 
 import httpx
 
 from agent._config import resolve_model_backend, resolve_search
-from agent._exceptions import BadRequestError, UsageError
-from agent._models import ModelBackend
-from agent._openai_backend import DEFAULT_MAX_RETRIES
-from agent._params import build_request
+from agent._contract import CompletionCreateParamsBase
+from agent._exceptions import UsageError
+from agent._params import build_request, check_stream
 from agent._tool_params import parse_tools
-from agent._types import ChatCompletionChunk, ModelList
+from agent._types import ChatCompletion, ChatCompletionChunk, ModelList
 from agent._wire import chunk_stream, completion, new_completion_id, now
-from graphs import ChatDeps, ChatLimits, ChatOutcome, ChatRequest, run_chat
-from graphs._toolbox import bind_tools
-from tools import CorpusNotFoundError, LocalIndex, SearchBackend
+from agent.models import DEFAULT_MAX_RETRIES
+from graphs import ChatDeps, ChatLimits, ChatOutcome, ChatRequest, ModelBackend, bind_tools, run_chat
+from tools import LocalIndex, SearchBackend
 
-__all__ = ["AsyncClient", "AsyncStream", "Client", "Stream"]
+__all__ = ["AsyncClient", "AsyncStream", "Client", "ClientOptions", "Stream"]
 
 T = TypeVar("T")
 # How long closing a sync client waits for its loop thread (a run still finishing its cleanup).
@@ -58,6 +57,19 @@ class AsyncStream:
         await self.aclose()
 
 
+class ClientOptions(TypedDict, total=False):
+    """The keyword options of :class:`AsyncClient` and :class:`Client` (see :class:`AsyncClient`)."""
+
+    backend: ModelBackend | None
+    search: SearchBackend | str | None
+    http_client: httpx.AsyncClient | None
+    timeout: float | None
+    max_retries: int
+    limits: ChatLimits | None
+    tools: Sequence[Any] | None
+    local_index: SearchBackend | None
+
+
 class AsyncClient:
     """The studiolm chat-completions API, in process.
 
@@ -74,28 +86,21 @@ class AsyncClient:
     """
 
     def __init__(
-        self,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        *,
-        backend: ModelBackend | None = None,
-        search: SearchBackend | str | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        timeout: float | None = None,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        limits: ChatLimits | None = None,
-        tools: Sequence[Any] | None = None,
-        local_index: SearchBackend | None = None,
+        self, api_key: str | None = None, base_url: str | None = None, **options: Unpack[ClientOptions]
     ) -> None:
+        unknown = set(options) - set(ClientOptions.__annotations__)
+        if unknown:
+            raise TypeError(f"AsyncClient() got an unexpected keyword argument {sorted(unknown)[0]!r}")
         # Validate the cheap arguments first, so a mistake there cannot leak a backend's HTTP client.
-        self.search = resolve_search(search)
-        self.tools = parse_tools(tools)
-        self.limits = limits or ChatLimits()
+        self.search = resolve_search(options.get("search"))
+        self.tools = parse_tools(options.get("tools"))
+        self.limits = options.get("limits") or ChatLimits()
         self.backend = resolve_model_backend(
-            backend=backend, api_key=api_key, base_url=base_url, http_client=http_client,
-            timeout=timeout, max_retries=max_retries,
+            backend=options.get("backend"), api_key=api_key, base_url=base_url,
+            http_client=options.get("http_client"), timeout=options.get("timeout"),
+            max_retries=options.get("max_retries", DEFAULT_MAX_RETRIES),
         )
-        self.local_index = local_index
+        self.local_index = options.get("local_index")
         self.chat = _AsyncChat(self)
         self.models = _AsyncModels(self)
 
@@ -115,11 +120,8 @@ class AsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _prepare(self, params: dict[str, Any]) -> tuple[ChatRequest, ChatDeps]:
-        stream = params.pop("stream")
-        if not isinstance(stream, bool):
-            raise BadRequestError(f"must be true or false, got {stream!r}", param="stream")
-        request = build_request(**params)
+    async def _prepare(self, params: Mapping[str, Any]) -> tuple[ChatRequest, ChatDeps]:
+        request = build_request(params)
         await self.backend.check_model(request.model)
         request = await self._bind_tools(request)
         local = await self._local_search() if "local_search" in request.tools.builtins else None
@@ -135,10 +137,7 @@ class AsyncClient:
 
     async def _local_search(self) -> SearchBackend:
         if self.local_index is None:
-            try:
-                self.local_index = LocalIndex.from_corpus()
-            except CorpusNotFoundError as exc:
-                raise BadRequestError(f"local_search needs a local index: {exc}", param="tools") from None
+            self.local_index = LocalIndex.from_corpus()  # CorpusNotFoundError (a UsageError) when missing
         return self.local_index
 
     def _events(self, request: ChatRequest, deps: ChatDeps) -> AsyncGenerator[Any]:
@@ -149,38 +148,42 @@ class _AsyncCompletions:
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
+    @overload
     async def create(
-        self,
-        *,
-        model: str,
-        messages: list[dict[str, Any]],
-        temperature: float = 0.7,
-        max_tokens: int = 1000,
-        stream: bool = False,
-        top_p: float = 1.0,
-        frequency_penalty: float = 0.0,
-        presence_penalty: float = 0.0,
-        web_search: bool | str = False,
-        response_format: Any = None,
-        tools: list[Any] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-    ) -> Any:
+        self, *, stream: Literal[False] | None = None, **params: Unpack[CompletionCreateParamsBase]
+    ) -> ChatCompletion: ...
+
+    @overload
+    async def create(self, *, stream: Literal[True], **params: Unpack[CompletionCreateParamsBase]) -> AsyncStream: ...
+
+    @overload
+    async def create(
+        self, *, stream: bool | None = None, **params: Unpack[CompletionCreateParamsBase]
+    ) -> ChatCompletion | AsyncStream: ...
+
+    async def create(
+        self, *, stream: bool | None = None, **params: Unpack[CompletionCreateParamsBase]
+    ) -> ChatCompletion | AsyncStream:
         """Create a chat completion (an :class:`AsyncStream` of chunks when ``stream=True``).
+
+        The parameters are :class:`agent.CompletionCreateParams` (``model``, ``messages``,
+        ``temperature``, ``max_tokens``, ``top_p``, ``frequency_penalty``, ``presence_penalty``,
+        ``web_search``, ``response_format``, ``tools``, ``tool_choice``, and OpenAI's no-op
+        fields), each documented there with its default and range.
 
         ``tools``: built-in names, OpenAI function tools (their calls come back as ``tool_calls``
         with ``finish_reason="tool_calls"``), Python functions and :class:`tools.Toolset` objects
         (run inside the graph); ``tool_choice``: ``"auto"``, ``"none"``, ``"required"`` or
-        ``{"type": "function", "function": {"name": ...}}``. See :mod:`agent._tool_params`.
+        ``{"type": "function", "function": {"name": ...}}``.
 
         Raises :class:`BadRequestError` naming the parameter for any invalid value, and
         :class:`NotFoundError` for an unknown model, before anything is generated.
         """
-        params = dict(locals())
-        del params["self"]
+        streaming = check_stream(stream)
         request, deps = await self._client._prepare(params)
         completion_id, created = new_completion_id(), now()
         events = self._client._events(request, deps)
-        if stream:
+        if streaming:
             return AsyncStream(chunk_stream(events, completion_id=completion_id, created=created,
                                             model=request.model))
         outcome: ChatOutcome | None = None
@@ -281,8 +284,10 @@ class Stream:
 class Client:
     """Synchronous :class:`AsyncClient`: same arguments, same behaviour, plain calls and iterators."""
 
-    def __init__(self, api_key: str | None = None, base_url: str | None = None, **kwargs: Any) -> None:
-        self._async = AsyncClient(api_key, base_url, **kwargs)  # first: a bad argument leaves no thread behind
+    def __init__(
+        self, api_key: str | None = None, base_url: str | None = None, **options: Unpack[ClientOptions]
+    ) -> None:
+        self._async = AsyncClient(api_key, base_url, **options)  # first: a bad argument leaves no thread behind
         self._loop = _Loop()
         self.chat = _Chat(self)
         self.models = _Models(self)
@@ -312,9 +317,24 @@ class _Completions:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def create(self, **params: Any) -> Any:
+    @overload
+    def create(
+        self, *, stream: Literal[False] | None = None, **params: Unpack[CompletionCreateParamsBase]
+    ) -> ChatCompletion: ...
+
+    @overload
+    def create(self, *, stream: Literal[True], **params: Unpack[CompletionCreateParamsBase]) -> Stream: ...
+
+    @overload
+    def create(
+        self, *, stream: bool | None = None, **params: Unpack[CompletionCreateParamsBase]
+    ) -> ChatCompletion | Stream: ...
+
+    def create(
+        self, *, stream: bool | None = None, **params: Unpack[CompletionCreateParamsBase]
+    ) -> ChatCompletion | Stream:
         """Same parameters as :meth:`AsyncClient.chat.completions.create`; a :class:`Stream` when streaming."""
-        result = self._client._loop.run(self._client._async.chat.completions.create(**params))
+        result = self._client._loop.run(self._client._async.chat.completions.create(stream=stream, **params))
         return Stream(self._client._loop, result) if isinstance(result, AsyncStream) else result
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import httpx
 
 from agent._exceptions import BadRequestError
-from agent._models import ModelBackend
+from graphs.model import ModelBackend
 from tools import CorpusNotFoundError, SearchBackend
 
 __all__ = ["DEFAULT_BASE_URL", "SEARCH_CHOICES", "resolve_model_backend", "resolve_search"]
@@ -42,13 +42,13 @@ def resolve_model_backend(
     api_key = api_key or env.get("STUDIOLM_API_KEY") or None
     base_url = base_url or env.get("STUDIOLM_BASE_URL") or None
     if api_key or base_url:
-        from agent._openai_backend import DEFAULT_TIMEOUT, OpenAICompatibleBackend
+        from agent.models import DEFAULT_TIMEOUT, OpenAICompatibleBackend
 
         return OpenAICompatibleBackend(
             api_key, base_url or DEFAULT_BASE_URL, http_client=http_client, max_retries=max_retries,
             timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
         )
-    from agent._llama_backend import LlamaBackend
+    from agent.models import LlamaBackend
 
     return LlamaBackend(env.get("STUDIOLM_MODEL_PATH") or None)
 

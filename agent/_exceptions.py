@@ -1,35 +1,70 @@
-"""Every error the ``agent`` package raises.
+"""The whole exception tree of studiolm-agent, re-exported from one place.
 
-The tree separates the caller's mistakes (raised before any model call, fix the request) from
-run-time failures (upstream model, validation, graph limits)::
+One root, :class:`StudiolmError`, defined in the lowest layer (``tools``); ``graphs`` and this package
+add their branches. Usage errors (the caller's mistake, raised before anything is sent anywhere)
+stand apart from run-time failures (upstream model, search, validation, limits)::
 
-    StudiolmError
-    ├── UsageError                     the caller's mistake; nothing was sent anywhere
-    │   ├── BadRequestError            a parameter is missing, mistyped or out of range (.param)
-    │   └── NotFoundError              unknown model id (.model, .available)
-    ├── ServerRefusal                  the HTTP server itself refused (auth, size, overload) (.status_code)
-    └── APIError                       something failed while serving the request
-        ├── APIConnectionError         could not reach the upstream model server (.attempts)
-        │   └── APITimeoutError        the upstream did not answer in time
-        ├── APIStatusError             the upstream answered with an error status (.status_code, .body)
+    StudiolmError                          .message; envelope values .error_type, .code, .param
+    ├── UsageError                         the caller's mistake; nothing was sent anywhere
+    │   ├── BadRequestError                a parameter is missing, mistyped or out of range (.param)   tools
+    │   ├── NotFoundError                  unknown model id (.model, .available)                       graphs
+    │   └── ToolsUsageError                a tools-layer usage error                                   tools
+    │       ├── ToolDefinitionError        a Python function cannot be made into a tool (.tool)
+    │       ├── UnsupportedSearchError     the backend cannot do this kind of search (.backend, .kind)
+    │       ├── CorpusNotFoundError        the offline corpus package is not installed (.package)
+    │       └── SchemaError                a JSON schema cannot be used (.errors)
+    │           ├── InvalidSchemaError     it breaks its metaschema, or a local $ref points nowhere
+    │           └── UnsupportedSchemaError valid, but refused (remote $ref, over a size or work budget)
+    ├── ServerRefusal                      the HTTP server itself refused (auth, size, overload) (.status_code)  agent
+    └── APIError                           a run-time failure while serving the request                tools
+        ├── APIConnectionError             could not reach the upstream model server (.attempts)       agent
+        │   └── APITimeoutError            the upstream did not answer in time
+        ├── APIStatusError                 the upstream answered with an error status (.status_code, .body)
         │   ├── UpstreamBadRequestError    400/422: upstream rejected a parameter (.param)
         │   ├── AuthenticationError        401/403: the upstream refused the API key
         │   ├── UpstreamNotFoundError      404: the upstream does not know the model/route
         │   ├── RateLimitError             429 after all retries (.retry_after)
         │   └── InternalServerError        5xx after all retries
-        ├── ModelError                 a local model failed to load or generate
-        ├── OutputValidationError      JSON-mode output never validated (.attempts)
-        ├── GraphLimitError            the graph hit its step budget (.limit)
-        └── ToolsetError               a toolset failed outside a tool call, e.g. listing its tools (.toolset)
+        ├── ModelError                     a model backend failed to load or generate                  graphs
+        ├── OutputValidationError          JSON-mode output never validated (.attempts)                graphs
+        ├── GraphLimitError                the graph hit its step budget (.limit)                      graphs
+        ├── ToolsetError                   a toolset failed outside a tool call (.toolset)             graphs
+        ├── SearchError                    a search failed at run time (.backend, .query)              tools
+        │   ├── SearchUnavailableError     the backend cannot be reached (network down, circuit open)
+        │   └── SearchRateLimitedError     the backend is rate limiting us (.retry_after)
+        ├── ToolArgumentsError             a model's arguments for a tool call are invalid (.tool, .errors)  tools
+        └── McpError                       an MCP server failed a request (.server, .rpc_code)         tools
+            └── McpConnectionError         it cannot be started or reached, or went away (.stderr)
 
-Exceptions carry their data as attributes and never log. ``error_type`` and ``code`` are the values
-the HTTP edge puts into the OpenAI error envelope.
+``tools.ToolsError`` is a marker base of every error the ``tools`` package raises, beside the tree.
+Exceptions carry their data as attributes and never log.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
+
+from graphs.errors import GraphLimitError, ModelError, NotFoundError, OutputValidationError, ToolsetError
+from tools import (
+    APIError,
+    BadRequestError,
+    CorpusNotFoundError,
+    InvalidSchemaError,
+    McpConnectionError,
+    McpError,
+    SchemaError,
+    SearchError,
+    SearchRateLimitedError,
+    SearchUnavailableError,
+    StudiolmError,
+    ToolArgumentsError,
+    ToolDefinitionError,
+    ToolsError,
+    ToolsUsageError,
+    UnsupportedSchemaError,
+    UnsupportedSearchError,
+    UsageError,
+)
 
 __all__ = [
     "APIConnectionError",
@@ -38,60 +73,33 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "CorpusNotFoundError",
     "GraphLimitError",
     "InternalServerError",
+    "InvalidSchemaError",
+    "McpConnectionError",
+    "McpError",
     "ModelError",
     "NotFoundError",
     "OutputValidationError",
     "RateLimitError",
+    "SchemaError",
+    "SearchError",
+    "SearchRateLimitedError",
+    "SearchUnavailableError",
     "ServerRefusal",
     "StudiolmError",
+    "ToolArgumentsError",
+    "ToolDefinitionError",
+    "ToolsError",
+    "ToolsUsageError",
     "ToolsetError",
+    "UnsupportedSchemaError",
+    "UnsupportedSearchError",
     "UpstreamBadRequestError",
     "UpstreamNotFoundError",
     "UsageError",
 ]
-
-
-class StudiolmError(Exception):
-    """Base class of every error raised by studiolm-agent."""
-
-    error_type: str = "api_error"
-    code: str | None = None
-    param: str | None = None
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class UsageError(StudiolmError):
-    """The caller's mistake: the request cannot be served as written."""
-
-    error_type = "invalid_request_error"
-
-
-class BadRequestError(UsageError, ValueError):
-    """A request parameter is missing, of the wrong type or out of range."""
-
-    code = "invalid_parameter"
-
-    def __init__(self, message: str, *, param: str | None) -> None:
-        super().__init__(f"{param}: {message}" if param else message)
-        self.param = param
-
-
-class NotFoundError(UsageError, LookupError):
-    """The requested model does not exist; ``available`` lists the ones that do."""
-
-    code = "model_not_found"
-
-    def __init__(self, model: str, available: Sequence[str]) -> None:
-        listed = ", ".join(available) if available else "(none)"
-        super().__init__(f"model {model!r} does not exist; available models: {listed}")
-        self.model = model
-        self.available = list(available)
-        self.param = "model"
 
 
 class ServerRefusal(StudiolmError):
@@ -108,10 +116,6 @@ class ServerRefusal(StudiolmError):
         self.error_type = error_type
         self.code = code
         self.param = param
-
-
-class APIError(StudiolmError):
-    """A run-time failure while serving a request."""
 
 
 class APIConnectionError(APIError):
@@ -191,41 +195,3 @@ class InternalServerError(APIStatusError):
     """The upstream kept failing with 5xx."""
 
 
-class ModelError(APIError):
-    """A local model could not be loaded or failed while generating."""
-
-    code = "model_error"
-
-
-class OutputValidationError(APIError):
-    """JSON-mode output never validated; ``attempts`` holds every raw output and its errors."""
-
-    error_type = "invalid_output_error"
-    code = "output_validation_failed"
-
-    def __init__(self, message: str, *, attempts: Sequence[Any]) -> None:
-        super().__init__(message)
-        self.attempts = list(attempts)
-
-
-class GraphLimitError(APIError):
-    """The chat graph used up its step budget without finishing."""
-
-    code = "step_limit_exceeded"
-
-    def __init__(self, message: str, *, limit: int) -> None:
-        super().__init__(message)
-        self.limit = limit
-
-
-class ToolsetError(APIError):
-    """A toolset failed outside a tool call (listing its tools: an MCP server that is down).
-
-    A failing *call* never raises: it becomes an error result the model reads.
-    """
-
-    code = "toolset_failed"
-
-    def __init__(self, message: str, *, toolset: str) -> None:
-        super().__init__(message)
-        self.toolset = toolset

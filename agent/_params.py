@@ -11,11 +11,11 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from agent._contract import FIELDS
 from agent._exceptions import BadRequestError
-from agent._models import Message, SamplingParams, ToolCall
-from graphs import ChatRequest, WebSearchMode
+from graphs import ChatRequest, Message, SamplingParams, ToolCall, WebSearchMode
 
-__all__ = ["WEB_SEARCH_VALUES", "build_request", "parse_messages"]
+__all__ = ["ROLES", "WEB_SEARCH_VALUES", "build_request", "check_stream", "parse_messages"]
 
 ROLES = ("system", "user", "assistant", "tool")
 MESSAGE_FIELDS = {
@@ -29,50 +29,71 @@ ECHOED_NULL_FIELDS = ("refusal", "function_call", "audio", "annotations", "tool_
 WEB_SEARCH_VALUES: dict[object, WebSearchMode] = {
     False: "off", None: "off", "false": "off", "auto": "auto", "force": "force", "images": "images",
 }
-# (name, low, high) for the float parameters, inclusive.
-RANGES = {
-    "temperature": (0.0, 2.0),
-    "top_p": (0.0, 1.0),
-    "frequency_penalty": (-2.0, 2.0),
-    "presence_penalty": (-2.0, 2.0),
-}
+_FLOATS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
 
 
-def build_request(
-    *,
-    model: Any,
-    messages: Any,
-    temperature: Any = 0.7,
-    max_tokens: Any = 1000,
-    top_p: Any = 1.0,
-    frequency_penalty: Any = 0.0,
-    presence_penalty: Any = 0.0,
-    web_search: Any = False,
-    response_format: Any = None,
-    tools: Any = None,
-    tool_choice: Any = None,
-) -> ChatRequest:
-    """Validate every parameter and build the graph's request (tools: see :mod:`agent._tool_params`)."""
+def build_request(params: Mapping[str, Any]) -> ChatRequest:
+    """Validate a request's fields (:data:`agent._contract.FIELDS`) and build the graph's request.
+
+    An unknown field is refused by name; a missing or ``None`` optional field takes the contract's
+    default (as in OpenAI's API, ``null`` means "the default"). Tools: see :mod:`agent._tool_params`.
+    """
     from agent._response_format import parse_response_format  # owns the JSON-mode forms
     from agent._tool_params import parse_tool_choice, parse_tools
 
-    floats = {
-        name: _number(name, value)
-        for name, value in [
-            ("temperature", temperature), ("top_p", top_p),
-            ("frequency_penalty", frequency_penalty), ("presence_penalty", presence_penalty),
-        ]
-    }
-    sampling = SamplingParams(max_tokens=_max_tokens(max_tokens), **floats)
-    tool_config = dataclasses.replace(parse_tools(tools), choice=parse_tool_choice(tool_choice))
+    values = _with_defaults(params)
+    floats = {name: _number(name, values[name]) for name in _FLOATS}
+    sampling = SamplingParams(max_tokens=_max_tokens(values["max_tokens"]), **floats)
+    tool_config = dataclasses.replace(parse_tools(values["tools"]), choice=parse_tool_choice(values["tool_choice"]))
+    _check_no_ops(values)
     return ChatRequest(
-        model=_model(model),
-        messages=parse_messages(messages),
+        model=_model(values["model"]),
+        messages=parse_messages(values["messages"]),
         sampling=sampling,
-        web_search=_web_search(web_search),
-        response_format=parse_response_format(response_format),
+        web_search=_web_search(values["web_search"]),
+        response_format=parse_response_format(values["response_format"]),
         tools=tool_config,
     )
+
+
+def check_stream(value: Any) -> bool:
+    """The ``stream`` flag (None means the default, false)."""
+    if value is None:
+        return bool(FIELDS["stream"].default)
+    if not isinstance(value, bool):
+        raise BadRequestError(f"must be true or false, got {_describe(value)}", param="stream")
+    return value
+
+
+def _with_defaults(params: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = [name for name in params if name not in FIELDS]
+    if unknown:
+        raise BadRequestError(f"unknown parameter; accepted: {', '.join(FIELDS)}", param=str(unknown[0]))
+    for name, param in FIELDS.items():
+        if param.required and params.get(name) is None:
+            raise BadRequestError("is required", param=name)
+    return {name: param.default if params.get(name) is None else params[name] for name, param in FIELDS.items()}
+
+
+def _check_no_ops(values: Mapping[str, Any]) -> None:
+    """Fields accepted without effect are still type-checked: a wrong value is the caller's mistake."""
+    if not isinstance(values["user"], str | None):
+        raise BadRequestError(f"must be a string, got {_describe(values['user'])}", param="user")
+    n = values["n"]
+    if isinstance(n, bool) or n != 1:
+        raise BadRequestError(f"must be 1 (one choice per request), got {_describe(n)}", param="n")
+    options = values["stream_options"]
+    if options is not None and not (isinstance(options, Mapping) and set(options) <= {"include_usage"}
+                                    and isinstance(options.get("include_usage", False), bool)):
+        raise BadRequestError('must be an object like {"include_usage": true}', param="stream_options")
+
+
+def _describe(value: Any) -> str:
+    """A short description of a bad value for an error message: JSON-ish values as they are, never an object repr."""
+    if value is None or isinstance(value, bool | int | float | str):
+        text = repr(value)
+        return text if len(text) <= 80 else f"{text[:60]}…"
+    return f"a value of type {type(value).__name__}"
 
 
 def parse_messages(messages: Any) -> tuple[Message, ...]:
@@ -158,8 +179,9 @@ def _model(model: Any) -> str:
 
 def _number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise BadRequestError(f"must be a number, got {value!r}", param=name)
-    low, high = RANGES[name]
+        raise BadRequestError(f"must be a number, got {_describe(value)}", param=name)
+    low, high = FIELDS[name].minimum, FIELDS[name].maximum
+    assert low is not None and high is not None, "every float field has a range"
     if not low <= value <= high:
         raise BadRequestError(f"must be between {low:g} and {high:g}, got {value!r}", param=name)
     return float(value)
@@ -167,17 +189,18 @@ def _number(name: str, value: Any) -> float:
 
 def _max_tokens(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequestError(f"must be an integer, got {value!r}", param="max_tokens")
-    if value < 1:
+        raise BadRequestError(f"must be an integer, got {_describe(value)}", param="max_tokens")
+    if value < (FIELDS["max_tokens"].minimum or 1):
         raise BadRequestError(f"must be at least 1, got {value!r}", param="max_tokens")
     return value
 
 
 def _web_search(value: Any) -> WebSearchMode:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        value = object()  # 0 is not false here: only the documented values are accepted
+        # 0 is not false here: only the documented values are accepted
+        raise BadRequestError(f'must be false, "auto", "force" or "images", got {_describe(value)}', param="web_search")
     try:
         return WEB_SEARCH_VALUES[value]
     except (KeyError, TypeError):
         pass
-    raise BadRequestError(f'must be false, "auto", "force" or "images", got {value!r}', param="web_search")
+    raise BadRequestError(f'must be false, "auto", "force" or "images", got {_describe(value)}', param="web_search")

@@ -34,20 +34,17 @@ What backends that constrain decoding are asked for (validation always uses the 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import pydantic
 
-from agent._exceptions import BadRequestError
-from tools import CompiledSchema, SchemaError, bound_for_decoding, compile_schema
+from graphs import JsonFormat
+from tools import TOOL_NAME_PATTERN, BadRequestError, SchemaError, bound_for_decoding, compile_schema
 
-__all__ = ["JsonFormat", "parse_response_format"]
+__all__ = ["parse_response_format"]
 
-_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _JSON_SCHEMA_KEYS = {"name", "schema", "strict", "description"}
 # JSON-object mode is validated like any schema: this one.
 _ANY_OBJECT: dict[str, Any] = {"type": "object"}
@@ -55,49 +52,6 @@ _FORMS = (
     '"json", {"type": "json_object"}, {"type": "json_schema", "json_schema": {"name": ..., "schema": {...}}}, '
     '{"type": "text"} or a pydantic model class'
 )
-
-
-@dataclass(frozen=True, slots=True)
-class JsonFormat:
-    """JSON mode, compiled: what the graph validates against and what backends are asked for.
-
-    ``validator`` checks outputs against the caller's schema (for JSON-object mode,
-    ``{"type": "object"}``). ``source`` is the caller's schema (None in JSON-object mode) and
-    ``schema`` what constrained decoding gets: ``source`` as given, bounded after runaway attempts
-    (``tightened`` counts them), or None when decoding is only asked for a JSON object. ``model`` is
-    the pydantic class whose instance becomes ``message.parsed``.
-    """
-
-    validator: CompiledSchema
-    schema: dict[str, Any] | None = None
-    name: str = "response"
-    description: str | None = None
-    strict: bool | None = None
-    model: type[pydantic.BaseModel] | None = None
-    source: dict[str, Any] | None = None
-    tightened: int = 0
-
-    @property
-    def enforced(self) -> bool:
-        """Whether constrained decoding is asked to enforce the caller's schema (not just "JSON")."""
-        return self.schema is not None
-
-    def tighten(self) -> JsonFormat:
-        """This format with arrays and free-text strings bounded for decoding, tighter on each call
-        (:func:`tools.bound_for_decoding` at the next level). Validation is unchanged."""
-        if not self.enforced or self.source is None:
-            return self
-        level = self.tightened + 1
-        return dataclasses.replace(self, schema=bound_for_decoding(self.source, level), tightened=level)
-
-    def unenforced(self) -> JsonFormat:
-        """This format asking decoding for any JSON object only (the schema goes into the prompt).
-
-        For re-asks after a backend that claims schema support produced no JSON at all: its schema
-        constraint evidently did not hold (a grammar it could not build), so the re-ask gets the
-        constraint it can keep. Validation is unchanged.
-        """
-        return dataclasses.replace(self, schema=None)
 
 
 def parse_response_format(value: Any) -> JsonFormat | None:
@@ -137,7 +91,7 @@ def _from_json_schema(value: Mapping[str, Any]) -> JsonFormat:
         raise BadRequestError(f"unexpected field {unknown[0]!r} (allowed: {', '.join(sorted(_JSON_SCHEMA_KEYS))})",
                               param=f"{where}.{unknown[0]}")
     name = spec.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not TOOL_NAME_PATTERN.match(name):
         raise BadRequestError(f"must be 1-64 characters of a-z, A-Z, 0-9, '_' or '-', got {name!r}",
                               param=f"{where}.name")
     strict = spec.get("strict")

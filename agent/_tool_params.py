@@ -24,11 +24,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agent._exceptions import BadRequestError
-from agent._models import ToolSpec
-from graphs._toolbox import BUILTIN_TOOLS, PLANNED_BUILTINS, TOOL_CHOICES, ToolConfig
-from tools import SchemaError, compile_schema
-from tools._exceptions import ToolDefinitionError
-from tools._functions import TOOL_NAME_PATTERN, FunctionTool, Toolset
+from graphs import BUILTIN_TOOLS, PLANNED_BUILTINS, TOOL_CHOICES, ToolConfig, ToolSpec
+from tools import TOOL_NAME_PATTERN, FunctionTool, SchemaError, ToolDefinitionError, Toolset, compile_schema
 
 __all__ = ["MAX_TOOLS", "parse_tool_choice", "parse_tools"]
 

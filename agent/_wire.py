@@ -13,9 +13,9 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from agent._exceptions import OutputValidationError, StudiolmError
-from agent._models import ToolCall
 from agent._types import ChatCompletion, ChatCompletionChunk
 from graphs import ChatEvent, ChatOutcome, Token, event_payload
+from graphs.model import ToolCall
 
 __all__ = ["chunk_stream", "completion", "error_body", "new_completion_id", "now", "url_citations"]
 
@@ -145,7 +145,7 @@ def _validation_fields(outcome: ChatOutcome) -> dict[str, Any]:
     # JSON mode: every attempt (raw output, errors as JSON Pointer + message), so a re-ask is visible.
     if not outcome.validation:
         return {}
-    return {"validation": {"attempts": len(outcome.validation), "history": list(outcome.validation)}}
+    return {"validation": {"attempts": len(outcome.validation), "history": [r.as_dict() for r in outcome.validation]}}
 
 
 def _wire_call(call: ToolCall) -> dict[str, Any]:
@@ -165,7 +165,7 @@ def _tool_call_deltas(outcome: ChatOutcome) -> list[dict[str, Any]]:
 
 def _tool_fields(outcome: ChatOutcome) -> dict[str, Any]:
     # The tool calls the graph ran itself (the caller's own calls are in message.tool_calls).
-    return {"tool_runs": list(outcome.tool_runs)} if outcome.tool_runs else {}
+    return {"tool_runs": [r.as_dict() for r in outcome.tool_runs]} if outcome.tool_runs else {}
 
 
 def _search_fields(outcome: ChatOutcome) -> dict[str, Any]:

@@ -61,10 +61,10 @@ def run(max_tokens: int) -> dict[str, dict[str, float]]:
     return report
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-tokens", type=int, default=60)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     report = run(args.max_tokens)
     base, forced = report["False"], report["force"]
     print(f"{len(QUESTIONS)} questions, {MODEL}, temperature 0, max_tokens {args.max_tokens}\n")
@@ -75,7 +75,8 @@ def main() -> None:
     ratio = forced["accuracy"] / base["accuracy"] if base["accuracy"] else float("inf")
     print(f"\naccuracy ratio force/baseline: {ratio:.2f}x; "
           f"time ratio: {forced['median_s'] / base['median_s']:.2f}x")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -118,7 +118,7 @@ def grammar_ok(backend: Any, schema: Any) -> bool | None:
     *and* llama.cpp must parse that GBNF; otherwise the backend generates unconstrained.
     """
     try:
-        from agent._llama_backend import _load_shared, _schema_gbnf, _smollm2_path
+        from agent.models._llama import _load_shared, _schema_gbnf, _smollm2_path
     except ImportError:
         return None
     from tools import bound_for_decoding
@@ -256,7 +256,7 @@ class Runner:
 
 def _worker(conn: Any, args: argparse.Namespace) -> None:
     import agent as studiolm
-    from agent._llama_backend import LlamaBackend
+    from agent.models._llama import LlamaBackend
     from graphs import ChatLimits
 
     limits = ChatLimits(max_reasks=args.max_reasks)

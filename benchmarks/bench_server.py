@@ -79,9 +79,9 @@ def run_server(port: int, upstream_port: int, concurrency: int) -> None:
     import uvicorn
 
     from agent import AsyncClient
-    from agent._limits import ServerLimits
-    from agent._openai_backend import OpenAICompatibleBackend
-    from agent._server import create_app
+    from agent.models._openai import OpenAICompatibleBackend
+    from agent.server._app import create_app
+    from agent.server._limits import ServerLimits
 
     backend = OpenAICompatibleBackend(KEY, f"http://127.0.0.1:{upstream_port}/v1", max_retries=0)
     client = AsyncClient(backend=backend, search="none")
@@ -130,7 +130,7 @@ def make_sdk_call(upstream: str, *, stream: bool) -> Call:
     """The same request through the SDK in this process (no HTTP server): splits the server's cost
     into the chat graph's share and the HTTP layer's."""
     from agent import AsyncClient
-    from agent._openai_backend import OpenAICompatibleBackend
+    from agent.models._openai import OpenAICompatibleBackend
 
     client = AsyncClient(backend=OpenAICompatibleBackend(KEY, upstream, max_retries=0), search="none")
     messages = [{"role": "user", "content": "hello"}]

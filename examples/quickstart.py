@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 import agent as studiolm
-from tools import ImageResult, ImageSearchResponse, LocalIndex, SearchBackend, TextSearchResponse
+from agent import ImageResult, ImageSearchResponse, LocalIndex, SearchBackend, TextSearchResponse
 
 MODEL = "smollm2-135m-instruct"
 QUESTION = [{"role": "user", "content": "Who directed 2001: A Space Odyssey?"}]

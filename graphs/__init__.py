@@ -1,4 +1,9 @@
-"""LangGraph state machines: the chat-completions graph (and, later, research and extraction)."""
+"""LangGraph state machines: the chat-completions graph (and, later, research and extraction).
+
+``graphs`` owns the interfaces it calls: the model protocol (:mod:`graphs.model`), the tool types,
+JSON mode as the graph sees it (:class:`JsonFormat`), and its errors (:mod:`graphs.errors`). It
+imports ``tools`` and never ``agent``, whose model backends implement the protocol.
+"""
 
 from graphs._chat import build_chat_graph, run_chat
 from graphs._events import (
@@ -20,17 +25,49 @@ from graphs._events import (
     ValidationPassed,
     event_payload,
 )
+from graphs._json_format import JsonFormat
 from graphs._state import ChatDeps, ChatLimits, ChatOutcome, ChatRequest, SearchDecision, ToolDecision, WebSearchMode
+from graphs._toolbox import BUILTIN_TOOLS, PLANNED_BUILTINS, TOOL_CHOICES, ToolConfig, bind_tools
+from graphs.errors import GraphLimitError, ModelError, NotFoundError, OutputValidationError, ToolsetError
+from graphs.model import (
+    Capabilities,
+    Message,
+    ModelBackend,
+    ModelEvent,
+    ModelRequest,
+    ModelResult,
+    Role,
+    SamplingParams,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 
 __all__ = [
+    "BUILTIN_TOOLS",
+    "Capabilities",
     "ChatDeps",
     "ChatEvent",
     "ChatLimits",
     "ChatOutcome",
     "ChatRequest",
     "GenerationStarted",
+    "GraphLimitError",
     "ImagesFound",
+    "JsonFormat",
+    "Message",
+    "ModelBackend",
+    "ModelError",
+    "ModelEvent",
+    "ModelRequest",
+    "ModelResult",
+    "NotFoundError",
+    "OutputValidationError",
+    "PLANNED_BUILTINS",
     "QueryPlanned",
+    "Role",
+    "SamplingParams",
     "SearchCompleted",
     "SearchDecided",
     "SearchDecision",
@@ -38,14 +75,22 @@ __all__ = [
     "SearchFallbackTaken",
     "SearchStarted",
     "StepEvent",
+    "TOOL_CHOICES",
+    "TextDelta",
     "Token",
+    "ToolCall",
     "ToolCalled",
+    "ToolConfig",
     "ToolDecided",
     "ToolDecision",
     "ToolResult",
+    "ToolSpec",
+    "ToolsetError",
+    "Usage",
     "ValidationFailed",
     "ValidationPassed",
     "WebSearchMode",
+    "bind_tools",
     "build_chat_graph",
     "event_payload",
     "run_chat",

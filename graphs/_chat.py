@@ -30,8 +30,6 @@ from langgraph.errors import GraphRecursionError
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from agent._exceptions import GraphLimitError
-from agent._models import Capabilities, Usage
 from graphs._events import ChatEvent
 from graphs._nodes import (
     decide_search,
@@ -48,6 +46,8 @@ from graphs._nodes import (
 from graphs._state import ChatDeps, ChatOutcome, ChatRequest, ChatState
 from graphs._tools import decide_tool, route_after_tools, route_to_model, run_tools
 from graphs._validate import route_after_validate, validate
+from graphs.errors import GraphLimitError
+from graphs.model import Capabilities, Usage
 
 __all__ = ["build_chat_graph", "run_chat"]
 
@@ -92,7 +92,7 @@ async def run_chat(
     """Run the graph: yield every step event as it happens, then one :class:`ChatOutcome`."""
     initial: ChatState = {"request": request, "capabilities": capabilities, "usage": Usage(),
                           "started_at": time.monotonic()}
-    final: dict[str, Any] = {}
+    final: ChatState = {}
     stream: AsyncGenerator[Any] = _compiled().astream(  # type: ignore[assignment]
         initial,
         {"recursion_limit": deps.limits.step_limit},
@@ -104,7 +104,7 @@ async def run_chat(
             if mode == "custom":
                 yield item
             else:
-                final = cast(dict[str, Any], item)
+                final = cast(ChatState, item)
     except GraphRecursionError as exc:
         raise GraphLimitError(
             f"the chat graph did not finish within {deps.limits.step_limit} steps", limit=deps.limits.step_limit
@@ -114,7 +114,7 @@ async def run_chat(
     yield _outcome(request, final)
 
 
-def _outcome(request: ChatRequest, state: dict[str, Any]) -> ChatOutcome:
+def _outcome(request: ChatRequest, state: ChatState) -> ChatOutcome:
     result = state.get("result")
     pending = tuple(state.get("pending_calls", ()))
     finish_reason = result.finish_reason if result is not None else "stop"

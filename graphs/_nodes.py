@@ -29,13 +29,13 @@ from typing import Any, Literal
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 
-from agent._models import Message, ModelRequest, ModelResult, SamplingParams, TextDelta, ToolCall
 from graphs import _prompts as prompts
 from graphs._events import GenerationStarted, QueryPlanned, SearchDecided, Token
 from graphs._searching import emit_completed, emit_images, number, search_images, search_text
 from graphs._state import ChatDeps, ChatState, SearchDecision
 from graphs._tools import offered_tools, route_to_model, uses_search_decision
 from graphs._validate import json_mode_messages
+from graphs.model import Message, ModelRequest, ModelResult, SamplingParams, TextDelta, ToolCall
 from tools import PartialJson
 
 __all__ = [
@@ -101,7 +101,7 @@ def route_after_generate(state: ChatState) -> Literal["tools", "validate", "fini
 # --- nodes -----------------------------------------------------------------------------------
 
 
-async def decide_search(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, Any]:
+async def decide_search(state: ChatState, runtime: Runtime[ChatDeps]) -> ChatState:
     """``auto`` for models without tool calling: a constrained search/answer decision."""
     request = state["request"]
     schema = prompts.DECISION_SCHEMA if state["capabilities"].json_schema else None
@@ -123,10 +123,10 @@ async def decide_search(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[st
     return {"decision": SearchDecision(searched, reason), "usage": result.usage, "model_calls": 1}
 
 
-async def plan_query(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, Any]:
+async def plan_query(state: ChatState, runtime: Runtime[ChatDeps]) -> ChatState:
     """Write the search query: by the model when it is capable, else from the conversation."""
     messages = conversation(state)
-    update: dict[str, Any] = {}
+    update: ChatState = {}
     query, planner = "", "conversation"
     if state["capabilities"].tool_calling:
         result = await runtime.context.model.complete(
@@ -137,14 +137,14 @@ async def plan_query(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, 
             )
         )
         query, planner = prompts.sanitize_query(result.content), "model"
-        update.update(usage=result.usage, model_calls=1)
+        update = {"usage": result.usage, "model_calls": 1}
     if not query:
         query, planner = prompts.conversation_query(messages), "conversation"
     get_stream_writer()(QueryPlanned(query=query, planner=planner))  # type: ignore[arg-type]
     return {**update, "queries": [query]}
 
 
-async def web_search(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, Any]:
+async def web_search(state: ChatState, runtime: Runtime[ChatDeps]) -> ChatState:
     """Search the planned query (the model's own ``web_search`` calls run in the ``tools`` node)."""
     deps = runtime.context
     known = list(state.get("sources", []))
@@ -156,7 +156,7 @@ async def web_search(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, 
     return {"sources": new, "search_rounds": 1, "search_errors": errors, "planned_search": True}
 
 
-async def image_search(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, Any]:
+async def image_search(state: ChatState, runtime: Runtime[ChatDeps]) -> ChatState:
     """Search images for the planned query."""
     deps = runtime.context
     query = state.get("queries", [""])[-1]
@@ -166,7 +166,7 @@ async def image_search(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str
     return {"images": searched.results, "search_rounds": 1, "search_errors": errors}
 
 
-async def generate(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, Any]:
+async def generate(state: ChatState, runtime: Runtime[ChatDeps]) -> ChatState:
     """Call the model with the conversation and whatever data the run gathered; stream its tokens."""
     request = state["request"]
     tools, tool_choice = offered_tools(state, runtime.context)
@@ -184,18 +184,18 @@ async def generate(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, An
     json_mode = request.response_format is not None
     separator = "" if json_mode or not "".join(state.get("said", [])) else TURN_SEPARATOR
     result = await _stream(runtime.context, model_request, json_mode=json_mode, separator=separator)
-    update: dict[str, Any] = {"result": result, "usage": result.usage, "model_calls": 1, "generations": 1,
-                              "said": [separator + result.content if result.content else ""]}
+    update: ChatState = {"result": result, "usage": result.usage, "model_calls": 1, "generations": 1,
+                         "said": [separator + result.content if result.content else ""]}
     if tools and result.tool_calls:
         update["turns"] = [Message(role="assistant", content=result.content, tool_calls=result.tool_calls)]
     if request.web_search == "auto" and state.get("decision") is None:
-        update["decision"] = _tool_decision(result.tool_calls if tools else ())
-        writer(SearchDecided(search=update["decision"].searched, reason=update["decision"].reason,
-                             method="tool_call"))
+        decision = _tool_decision(result.tool_calls if tools else ())
+        update["decision"] = decision
+        writer(SearchDecided(search=decision.searched, reason=decision.reason, method="tool_call"))
     return update
 
 
-async def finish(state: ChatState) -> dict[str, Any]:
+async def finish(state: ChatState) -> ChatState:
     """Final answer text (see the module docstring); in images mode the images are appended inline as markdown."""
     if state["request"].response_format is not None:
         result = state.get("result")

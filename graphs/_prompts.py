@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-from agent._models import Message, ToolSpec
+from graphs.model import Message, ToolSpec
 from tools import ImageResult, SearchResult
 
 __all__ = [

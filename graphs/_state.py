@@ -6,8 +6,9 @@ import operator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypedDict
 
-from agent._models import Capabilities, Message, ModelBackend, ModelResult, SamplingParams, ToolCall, Usage
+from graphs._json_format import JsonFormat
 from graphs._toolbox import ToolConfig
+from graphs.model import Capabilities, Message, ModelBackend, ModelResult, SamplingParams, ToolCall, Usage
 from tools import ImageResult, SearchBackend, SearchResult
 
 __all__ = [
@@ -18,6 +19,8 @@ __all__ = [
     "ChatState",
     "SearchDecision",
     "ToolDecision",
+    "ToolRun",
+    "ValidationRecord",
     "WebSearchMode",
 ]
 
@@ -65,7 +68,7 @@ class ChatLimits:
 class ChatRequest:
     """A validated chat-completions request, as the graph sees it.
 
-    ``response_format`` is the validated JSON-mode spec (:class:`agent._response_format.JsonFormat`) or None.
+    ``response_format`` is the compiled JSON-mode spec (:class:`JsonFormat`), None for plain text.
     ``tools`` holds the request's tools and ``tool_choice`` (see :mod:`graphs._toolbox`).
     """
 
@@ -73,7 +76,7 @@ class ChatRequest:
     messages: tuple[Message, ...]
     sampling: SamplingParams = field(default_factory=SamplingParams)
     web_search: WebSearchMode = "off"
-    response_format: Any = None
+    response_format: JsonFormat | None = None
     tools: ToolConfig = field(default_factory=ToolConfig)
 
 
@@ -106,6 +109,43 @@ class ToolDecision:
     tool: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ValidationRecord:
+    """One JSON-mode attempt: its number, whether it validated, how it ended, the raw output, the errors.
+
+    ``errors`` are ``{"path": <JSON Pointer into the output>, "message"}``; :meth:`as_dict` is the
+    shape the response's ``validation.history`` and :class:`OutputValidationError` carry.
+    """
+
+    attempt: int
+    valid: bool
+    finish_reason: str
+    output: str
+    errors: tuple[dict[str, str], ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The wire shape."""
+        return {"attempt": self.attempt, "valid": self.valid, "finish_reason": self.finish_reason,
+                "output": self.output, "errors": [dict(e) for e in self.errors]}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRun:
+    """A tool call the graph ran: which, with what, how long, how it failed, and a preview of its result."""
+
+    id: str
+    name: str
+    arguments: str
+    duration_ms: int
+    error: str | None
+    preview: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The wire shape of the response's ``tool_runs`` items."""
+        return {"id": self.id, "name": self.name, "arguments": self.arguments, "duration_ms": self.duration_ms,
+                "error": self.error, "preview": self.preview}
+
+
 def _keep_last(_old: Any, new: Any) -> Any:
     return new
 
@@ -130,13 +170,13 @@ class ChatState(TypedDict, total=False):
     model_calls: Annotated[int, operator.add]
     generations: Annotated[int, operator.add]
     search_rounds: Annotated[int, operator.add]
-    validation: Annotated[list[Any], operator.add]
+    validation: Annotated[list[ValidationRecord], operator.add]
     parsed: Annotated[Any, _keep_last]
     started_at: float
     planned_search: Annotated[bool, _keep_last]
     tool_rounds: Annotated[int, operator.add]
     tool_decision: Annotated[ToolDecision | None, _keep_last]
-    tool_runs: Annotated[list[dict[str, Any]], operator.add]
+    tool_runs: Annotated[list[ToolRun], operator.add]
     pending_calls: Annotated[tuple[ToolCall, ...], _keep_last]
     repeated_round: Annotated[bool, _keep_last]
 
@@ -156,10 +196,10 @@ class ChatOutcome:
     search_errors: tuple[str, ...]
     usage: Usage
     model_calls: int
-    validation: tuple[Any, ...] = ()
+    validation: tuple[ValidationRecord, ...] = ()
     parsed: Any = None
     #: The caller's own tool calls, when the run ended to hand them back (``finish_reason="tool_calls"``).
     tool_calls: tuple[ToolCall, ...] = ()
-    #: The tool calls the graph ran: ``{"id", "name", "arguments", "duration_ms", "error", "preview"}``.
-    tool_runs: tuple[dict[str, Any], ...] = ()
+    #: The tool calls the graph ran.
+    tool_runs: tuple[ToolRun, ...] = ()
     type: Literal["outcome"] = "outcome"

@@ -20,10 +20,10 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from agent._exceptions import BadRequestError, ToolsetError
-from agent._models import ToolSpec
 from graphs._prompts import SEARCH_QUERY_SCHEMA, WEB_SEARCH_TOOL
-from tools._functions import TOOL_NAME_PATTERN, ToolDefinition, Toolset
+from graphs.errors import ToolsetError
+from graphs.model import ToolSpec
+from tools import TOOL_NAME_PATTERN, BadRequestError, ToolDefinition, Toolset
 
 __all__ = [
     "BUILTIN_TOOLS",

@@ -49,7 +49,6 @@ from typing import Any, Literal
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 
-from agent._models import Message, ModelRequest, SamplingParams, ToolCall, ToolSpec
 from graphs import _prompts as prompts
 from graphs._events import SearchDecided, ToolCalled, ToolDecided, ToolResult
 from graphs._searching import (
@@ -62,10 +61,10 @@ from graphs._searching import (
     search_text,
     tool_result_text,
 )
-from graphs._state import ChatDeps, ChatLimits, ChatState, SearchDecision, ToolDecision
+from graphs._state import ChatDeps, ChatLimits, ChatState, SearchDecision, ToolDecision, ToolRun
 from graphs._toolbox import BUILTIN_TOOLS, SEARCH_BUILTINS
-from tools import ImageResult, SearchResult
-from tools._exceptions import ToolArgumentsError
+from graphs.model import Message, ModelRequest, SamplingParams, ToolCall, ToolSpec
+from tools import ImageResult, SearchResult, ToolArgumentsError
 
 __all__ = [
     "available_tools",
@@ -166,7 +165,7 @@ def _loop_spent(state: ChatState, limits: ChatLimits, *, clock: bool) -> bool:
 # --- the decision step -----------------------------------------------------------------------
 
 
-async def decide_tool(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, Any]:
+async def decide_tool(state: ChatState, runtime: Runtime[ChatDeps]) -> ChatState:
     """For a model without native tool calling: a constrained "which tool, or answer" decision."""
     deps, request = runtime.context, state["request"]
     specs = list(available_tools(state, deps))
@@ -181,7 +180,7 @@ async def decide_tool(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str,
     reason = _decision_reason(tool, result.content)
     writer = get_stream_writer()
     writer(ToolDecided(tool=tool, reason=reason))
-    update: dict[str, Any] = {"tool_decision": ToolDecision(state.get("tool_rounds", 0), tool),
+    update: ChatState = {"tool_decision": ToolDecision(state.get("tool_rounds", 0), tool),
                               "usage": result.usage, "model_calls": 1}
     if "web_search" in names and state.get("decision") is None:
         update["decision"] = SearchDecision(tool == "web_search", reason)
@@ -224,7 +223,7 @@ class _Turn:
     sources: list[SearchResult]
 
 
-async def run_tools(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, Any]:
+async def run_tools(state: ChatState, runtime: Runtime[ChatDeps]) -> ChatState:
     """Run the last turn's calls of our tools concurrently; set the caller's calls aside for the caller."""
     deps, config = runtime.context, state["request"].tools
     calls = state["turns"][-1].tool_calls
@@ -238,7 +237,7 @@ async def run_tools(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, A
     runs = await asyncio.gather(*(_run(c, i, offered, turn, state, deps) for i, c in enumerate(ours)))
     update = _merge(runs)
     update["pending_calls"] = tuple(c for c in calls if config.is_external(c.name))
-    earlier = {(r["name"], _canonical(r["arguments"])) for r in state.get("tool_runs", [])}
+    earlier = {(r.name, _canonical(r.arguments)) for r in state.get("tool_runs", [])}
     update["repeated_round"] = bool(ours) and all((c.name, _canonical(c.arguments)) in earlier for c in ours)
     return update
 
@@ -349,9 +348,9 @@ def _result_content(run: _Run, turn: _Turn) -> None:
         run.content = f"Error: {run.error}"
 
 
-def _merge(runs: list[_Run]) -> dict[str, Any]:
+def _merge(runs: list[_Run]) -> ChatState:
     """The state update for a finished turn: new sources, tool messages, search bookkeeping, records."""
-    update: dict[str, Any] = {"turns": [], "sources": [], "queries": [], "search_errors": [], "images": [],
+    update: ChatState = {"turns": [], "sources": [], "queries": [], "search_errors": [], "images": [],
                               "tool_runs": [], "tool_rounds": 1}
     for run in runs:
         update["sources"] += run.new_sources
@@ -361,8 +360,8 @@ def _merge(runs: list[_Run]) -> dict[str, Any]:
             update["search_errors"] += [run.error] if run.error else []
             update["search_rounds"] = 1 if run.query else update.get("search_rounds", 0)
         update["turns"].append(Message(role="tool", content=run.content, tool_call_id=run.call.id, name=run.call.name))
-        update["tool_runs"].append({"id": run.call.id, "name": run.call.name, "arguments": run.call.arguments,
-                                    "duration_ms": run.duration_ms, "error": run.error, "preview": _preview(run)})
+        update["tool_runs"].append(ToolRun(run.call.id, run.call.name, run.call.arguments, run.duration_ms,
+                                           run.error, _preview(run)))
     return update
 
 

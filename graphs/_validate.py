@@ -14,9 +14,9 @@
   ``reask_turns``, after the rest of the conversation, so search results stay where they were.
 * What decoding is asked for adapts between attempts (validation never does): after an attempt cut
   off by ``max_tokens`` the schema handed down gets bounded arrays and strings
-  (:meth:`~agent._response_format.JsonFormat.tighten`, tighter after each runaway); after an
+  (:meth:`~graphs.JsonFormat.tighten`, tighter after each runaway); after an
   attempt that was no JSON at all from a backend claiming schema support, re-asks ask for any JSON
-  object and put the schema in the prompt (:meth:`~agent._response_format.JsonFormat.unenforced`).
+  object and put the schema in the prompt (:meth:`~graphs.JsonFormat.unenforced`).
 * ``ChatLimits.max_reasks`` bounds the loop (default 2: three attempts). Each attempt is recorded in
   ``validation`` (attempt number, validity, finish reason, raw output, errors), streamed as a
   ``validation.failed`` / ``validation.passed`` step, and, when none validates, raised with the
@@ -35,11 +35,11 @@ import pydantic
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 
-from agent._exceptions import OutputValidationError
-from agent._models import Capabilities, Message, ModelResult
-from agent._response_format import JsonFormat
 from graphs._events import ValidationFailed, ValidationPassed
-from graphs._state import ChatDeps, ChatState
+from graphs._json_format import JsonFormat
+from graphs._state import ChatDeps, ChatState, ValidationRecord
+from graphs.errors import OutputValidationError
+from graphs.model import Capabilities, Message, ModelResult
 from tools import OutputCheck, json_pointer
 
 __all__ = ["json_mode_messages", "route_after_validate", "validate"]
@@ -57,15 +57,15 @@ JSON_OBJECT_INSTRUCTIONS = f"Reply with one JSON object only: {_JSON_ONLY}."
 JSON_SCHEMA_INSTRUCTIONS = f"Reply with JSON only: {_JSON_ONLY}. The JSON must match the schema named {{name}}"
 
 
-async def validate(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, Any]:
+async def validate(state: ChatState, runtime: Runtime[ChatDeps]) -> ChatState:
     """Validate the last output; pass it on, send it back with feedback, or give up with every attempt."""
     spec = _spec(state)
     result = state.get("result") or ModelResult(content="")
     attempt = len(state.get("validation", [])) + 1
     check = _verdict(spec, result, state["request"].sampling.max_tokens)
     parsed, text, errors = check.value, check.text, check.errors
-    record = {"attempt": attempt, "valid": not errors, "finish_reason": result.finish_reason,
-              "output": result.content, "errors": [dict(e) for e in errors]}
+    record = ValidationRecord(attempt=attempt, valid=not errors, finish_reason=result.finish_reason,
+                              output=result.content, errors=tuple(dict(e) for e in errors))
     writer = get_stream_writer()
     if not errors:
         writer(ValidationPassed(attempt=attempt))
@@ -73,9 +73,9 @@ async def validate(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, An
     will_retry = attempt <= max(runtime.context.limits.max_reasks, 0)
     writer(ValidationFailed(attempt=attempt, errors=errors, will_retry=will_retry))
     if not will_retry:
-        attempts = [*state.get("validation", []), record]
+        attempts = [r.as_dict() for r in [*state.get("validation", []), record]]
         raise OutputValidationError(_failure_message(attempts), attempts=attempts)
-    update: dict[str, Any] = {"validation": [record], "reask_turns": _reask_turns(result, errors, attempt)}
+    update: ChatState = {"validation": [record], "reask_turns": _reask_turns(result, errors, attempt)}
     following = _next_format(spec, result, check.found, state["capabilities"])
     if following is not spec:  # validation always keeps the caller's schema
         update["request"] = dataclasses.replace(state["request"], response_format=following)
@@ -85,7 +85,7 @@ async def validate(state: ChatState, runtime: Runtime[ChatDeps]) -> dict[str, An
 def route_after_validate(state: ChatState) -> Literal["generate", "finish"]:
     """Finish once the last attempt validated; otherwise generate again (the node raises when out of attempts)."""
     records = state.get("validation", [])
-    return "finish" if records and records[-1]["valid"] else "generate"
+    return "finish" if records and records[-1].valid else "generate"
 
 
 def json_mode_messages(state: ChatState, messages: list[Message]) -> list[Message]:
@@ -107,8 +107,7 @@ def json_mode_messages(state: ChatState, messages: list[Message]) -> list[Messag
 
 def _spec(state: ChatState) -> JsonFormat:
     spec = state["request"].response_format
-    if not isinstance(spec, JsonFormat):
-        raise TypeError(f"response_format must be a compiled JsonFormat, got {type(spec).__name__}")
+    assert spec is not None, "the validate node runs only in JSON mode"
     return spec
 
 

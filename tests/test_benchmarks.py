@@ -27,3 +27,9 @@ def test_server_benchmark_reports_ratios(tmp_path: Path) -> None:
               "--write", str(report))
     assert "server/direct" in out
     assert report.read_text().strip() in out
+
+
+def test_make_bench_entry_point_refuses_an_unknown_benchmark_by_name() -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "nope"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 2 and "'nope'" in done.stderr and "validation" in done.stderr

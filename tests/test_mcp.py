@@ -18,11 +18,11 @@ from typing import Any
 import httpx2
 import pytest
 import uvicorn
-from fakes import FakeSearch
-from mcp_demo_server import build_server
 
 import agent as studiolm
 from agent import ModelRequest, ScriptedCall, ScriptedModel, ScriptedReply, ToolsetError
+from tests.fakes import FakeSearch
+from tests.mcp_demo_server import build_server
 from tools import McpConnectionError, McpError, McpToolset, ToolArgumentsError, ToolsUsageError, mcp_server
 
 SERVER_SCRIPT = Path(__file__).with_name("mcp_demo_server.py")
@@ -291,7 +291,7 @@ async def test_outside_the_graph_the_timeout_is_the_request_read_timeout() -> No
             await server.call_tool("slow", {"seconds": 3})
         assert (await server.call_tool("add", {"a": 1, "b": 1})).content == "2"  # the session is fine
     assert not isinstance(caught.value, McpConnectionError)
-    assert caught.value.code == -32001 and "timed out" in str(caught.value)
+    assert caught.value.rpc_code == -32001 and "timed out" in str(caught.value)
 
 
 async def test_a_closed_toolset_connects_again_when_used() -> None:

@@ -21,7 +21,6 @@ BAD_CASES = [
     ("top_p", {"top_p": -1}),
     ("frequency_penalty", {"frequency_penalty": 2.01}),
     ("presence_penalty", {"presence_penalty": -3}),
-    ("presence_penalty", {"presence_penalty": None}),
     ("max_tokens", {"max_tokens": 0}),
     ("max_tokens", {"max_tokens": 1.5}),
     ("max_tokens", {"max_tokens": "100"}),

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from embedded import needs_embedded_model
+
+from tests.embedded import needs_embedded_model
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)

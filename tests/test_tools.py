@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import pytest
-from fakes import FakeSearch
 from pydantic import Field
 
 import agent as studiolm
 from agent import Capabilities, ModelRequest, ScriptedCall, ScriptedModel, ScriptedReply
 from agent._exceptions import BadRequestError, ToolsetError
 from graphs import ChatLimits
+from tests.fakes import FakeSearch
 from tools import SearchResult
 from tools._functions import FunctionTool, ToolDefinition, ToolOutput, Toolset
 

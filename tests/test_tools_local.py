@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from embedded import embedded_model_available
 from pydantic import BaseModel
 
 import agent as studiolm
 from graphs import ChatLimits
+from tests.embedded import embedded_model_available
 
 pytestmark = pytest.mark.local_model
 

@@ -1,10 +1,13 @@
-"""What graph tool nodes call: web and image search, the local full-text index, their caches, and JSON schemas."""
+"""What graph tool nodes call: web and image search, the local full-text index, their caches, JSON schemas,
+and the root of the one exception tree (the lowest layer: it imports nothing else of ours)."""
 
 from tools._cache import CachedSearch
 from tools._chain import SearchChain
 from tools._corpus import Document, SkippedFile
 from tools._ddg import CircuitBreaker, DuckDuckGoSearch
 from tools._exceptions import (
+    APIError,
+    BadRequestError,
     CorpusNotFoundError,
     InvalidSchemaError,
     McpConnectionError,
@@ -13,16 +16,18 @@ from tools._exceptions import (
     SearchError,
     SearchRateLimitedError,
     SearchUnavailableError,
+    StudiolmError,
     ToolArgumentsError,
     ToolDefinitionError,
     ToolsError,
     ToolsUsageError,
     UnsupportedSchemaError,
     UnsupportedSearchError,
+    UsageError,
 )
 from tools._functions import TOOL_NAME_PATTERN, FunctionTool, ToolDefinition, ToolOutput, Toolset
 from tools._json_text import PartialJson
-from tools._local_index import LocalIndex
+from tools._local_index import LocalIndex, default_cache_dir
 from tools._mcp import McpToolset, mcp_server
 from tools._schema import CompiledSchema, OutputCheck, bound_for_decoding, compile_schema, json_pointer
 from tools._search import (
@@ -35,6 +40,8 @@ from tools._search import (
 )
 
 __all__ = [
+    "APIError",
+    "BadRequestError",
     "CachedSearch",
     "CircuitBreaker",
     "CompiledSchema",
@@ -60,6 +67,7 @@ __all__ = [
     "SearchResult",
     "SearchUnavailableError",
     "SkippedFile",
+    "StudiolmError",
     "TOOL_NAME_PATTERN",
     "TextSearchResponse",
     "ToolArgumentsError",
@@ -71,8 +79,10 @@ __all__ = [
     "Toolset",
     "UnsupportedSchemaError",
     "UnsupportedSearchError",
+    "UsageError",
     "bound_for_decoding",
     "compile_schema",
+    "default_cache_dir",
     "json_pointer",
     "mcp_server",
 ]

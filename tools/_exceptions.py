@@ -1,21 +1,29 @@
-"""Every error the ``tools`` package raises.
+"""The root of studiolm-agent's one exception tree, and every error the ``tools`` package raises.
 
-::
+Every error of the distribution derives from :class:`StudiolmError`, defined here because ``tools``
+is the lowest layer; ``graphs`` (:mod:`graphs.errors`) and ``agent`` add their own branches, and
+``agent`` re-exports the whole tree (drawn in full in :mod:`agent._exceptions`). The tools branches::
 
-    ToolsError
-    ├── ToolsUsageError                 the caller's mistake (bad query, bad path, missing extra)
-    │   ├── ToolDefinitionError         a Python function cannot be made into a tool (.tool)
-    │   ├── UnsupportedSearchError      the backend cannot do this kind of search (.backend, .kind)
-    │   ├── CorpusNotFoundError         the offline corpus package is not installed (.package)
-    │   └── SchemaError                 a JSON schema cannot be used (.errors: JSON Pointer + message)
-    │       ├── InvalidSchemaError      it breaks its metaschema, or a local $ref points nowhere
-    │       └── UnsupportedSchemaError  valid, but refused: remote $ref, too large, too deep, unknown dialect
-    ├── SearchError                     a search failed at run time (.backend, .query)
-    │   ├── SearchUnavailableError      the backend cannot be reached (network down, circuit open)
-    │   └── SearchRateLimitedError      the backend is rate limiting us (.retry_after)
-    ├── ToolArgumentsError              a model's arguments for a tool call are invalid (.tool, .errors)
-    └── McpError                        an MCP server answered a request with an error (.server, .code)
-        └── McpConnectionError          it cannot be started or reached, or went away (.stderr)
+    StudiolmError                       root: .message, and the HTTP envelope's .error_type, .code, .param
+    ├── UsageError                      the caller's mistake; nothing was sent anywhere
+    │   ├── BadRequestError             a parameter is missing, mistyped or out of range (.param)
+    │   └── ToolsUsageError             a tools-layer usage error (bad query, bad path, missing extra)
+    │       ├── ToolDefinitionError     a Python function cannot be made into a tool (.tool)
+    │       ├── UnsupportedSearchError  the backend cannot do this kind of search (.backend, .kind)
+    │       ├── CorpusNotFoundError     the offline corpus package is not installed (.package)
+    │       └── SchemaError             a JSON schema cannot be used (.errors: JSON Pointer + message)
+    │           ├── InvalidSchemaError      it breaks its metaschema, or a local $ref points nowhere
+    │           └── UnsupportedSchemaError  valid, but refused: remote $ref, too large, too deep, unknown dialect
+    └── APIError                        a run-time failure while serving a request
+        ├── SearchError                 a search failed at run time (.backend, .query)
+        │   ├── SearchUnavailableError  the backend cannot be reached (network down, circuit open)
+        │   └── SearchRateLimitedError  the backend is rate limiting us (.retry_after)
+        ├── ToolArgumentsError          a model's arguments for a tool call are invalid (.tool, .errors)
+        └── McpError                    an MCP server answered a request with an error (.server, .rpc_code)
+            └── McpConnectionError      it cannot be started or reached, or went away (.stderr)
+
+:class:`ToolsError` is a marker base of every error raised *by this package* (``except
+tools.ToolsError``); it sits beside the tree's branches, never instead of them.
 
 Exceptions carry their data as attributes and never log.
 """
@@ -23,6 +31,8 @@ Exceptions carry their data as attributes and never log.
 from __future__ import annotations
 
 __all__ = [
+    "APIError",
+    "BadRequestError",
     "CorpusNotFoundError",
     "InvalidSchemaError",
     "McpConnectionError",
@@ -31,21 +41,60 @@ __all__ = [
     "SearchError",
     "SearchRateLimitedError",
     "SearchUnavailableError",
+    "StudiolmError",
     "ToolArgumentsError",
     "ToolDefinitionError",
     "ToolsError",
     "ToolsUsageError",
     "UnsupportedSchemaError",
     "UnsupportedSearchError",
+    "UsageError",
 ]
 
 
-class ToolsError(Exception):
-    """Base class of every error raised by ``tools``."""
+class StudiolmError(Exception):
+    """Base class of every error raised by studiolm-agent.
+
+    ``error_type``, ``code`` and ``param`` are what the HTTP edge puts into OpenAI's error envelope.
+    """
+
+    error_type: str = "api_error"
+    code: str | None = None
+    param: str | None = None
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
-class ToolsUsageError(ToolsError, ValueError):
-    """The caller's mistake."""
+class UsageError(StudiolmError):
+    """The caller's mistake: the request cannot be served as written."""
+
+    error_type = "invalid_request_error"
+
+
+class BadRequestError(UsageError, ValueError):
+    """A request parameter is missing, of the wrong type or out of range."""
+
+    code = "invalid_parameter"
+
+    def __init__(self, message: str, *, param: str | None) -> None:
+        super().__init__(f"{param}: {message}" if param else message)
+        self.param = param
+
+
+class APIError(StudiolmError):
+    """A run-time failure while serving a request."""
+
+
+class ToolsError(StudiolmError):
+    """Marker base of every error raised by ``tools`` (usage errors and run-time failures alike)."""
+
+
+class ToolsUsageError(ToolsError, UsageError, ValueError):
+    """The caller's mistake, found by the tools layer."""
+
+    code = "invalid_tool_usage"
 
 
 class UnsupportedSearchError(ToolsUsageError):
@@ -65,8 +114,10 @@ class CorpusNotFoundError(ToolsUsageError):
         self.package = package
 
 
-class SearchError(ToolsError):
+class SearchError(ToolsError, APIError):
     """A search failed while running."""
+
+    code = "search_failed"
 
     def __init__(self, message: str, *, backend: str, query: str) -> None:
         super().__init__(message)
@@ -110,7 +161,7 @@ class ToolDefinitionError(ToolsUsageError):
         self.tool = tool
 
 
-class ToolArgumentsError(ToolsError):
+class ToolArgumentsError(ToolsError, APIError):
     """The arguments a model wrote for ``tool`` do not fit its parameters.
 
     ``errors`` lists ``{"path": <JSON Pointer into the arguments>, "message"}``; the message is
@@ -123,15 +174,17 @@ class ToolArgumentsError(ToolsError):
         self.errors = errors
 
 
-class McpError(ToolsError):
-    """An MCP server failed a request: a JSON-RPC error (``code``), or a result the ``mcp`` SDK rejected
-    (``code`` None). ``server`` is the toolset's name. A tool's own failure (an ``isError`` result) is a
-    result, not this."""
+class McpError(ToolsError, APIError):
+    """An MCP server failed a request: a JSON-RPC error (``rpc_code``), or a result the ``mcp`` SDK
+    rejected (``rpc_code`` None). ``server`` is the toolset's name. A tool's own failure (an ``isError``
+    result) is a result, not this. (``code`` is the error envelope's string code, as on every error.)"""
 
-    def __init__(self, message: str, *, server: str, code: int | None) -> None:
+    code = "mcp_failed"
+
+    def __init__(self, message: str, *, server: str, rpc_code: int | None) -> None:
         super().__init__(message)
         self.server = server
-        self.code = code
+        self.rpc_code = rpc_code
 
 
 class McpConnectionError(McpError):
@@ -139,5 +192,5 @@ class McpConnectionError(McpError):
     what a stdio server wrote there (``""`` for HTTP servers, or when it wrote nothing)."""
 
     def __init__(self, message: str, *, server: str, stderr: str = "") -> None:
-        super().__init__(message, server=server, code=None)
+        super().__init__(message, server=server, rpc_code=None)
         self.stderr = stderr

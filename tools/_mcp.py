@@ -333,14 +333,14 @@ class McpToolset(Toolset):
 
         if isinstance(exc, mcp.MCPError) and exc.code != _CONNECTION_CLOSED:
             return McpError(f"MCP server {self.name!r}: {exc.message} (JSON-RPC error {exc.code})",
-                            server=self.name, code=exc.code)
+                            server=self.name, rpc_code=exc.code)
         if isinstance(exc, mcp.MCPError | OSError | EOFError) or _is_stream_error(exc):
             error = self._connection_error(f"the connection was lost ({_leaf_text(exc)})", session)
             if self._session is session:
                 self._session = None
             await _stop(session)  # drop it: the next use starts a fresh connection
             return error
-        return McpError(f"MCP server {self.name!r}: {_leaf_text(exc)}", server=self.name, code=None)
+        return McpError(f"MCP server {self.name!r}: {_leaf_text(exc)}", server=self.name, rpc_code=None)
 
     def _connection_error(self, problem: str, session: _Session) -> McpConnectionError:
         stderr = _tail(session.stderr)

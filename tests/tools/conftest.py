@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 from ddgs.http_client import HttpClient
-from ddgs_fake import FakeWeb
+
+from tests.tools.ddgs_fake import FakeWeb
 
 
 @pytest.fixture

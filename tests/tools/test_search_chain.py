@@ -6,8 +6,8 @@ from pathlib import Path
 
 import primp
 import pytest
-from ddgs_fake import FakeWeb
 
+from tests.tools.ddgs_fake import FakeWeb
 from tools._chain import SearchChain
 from tools._corpus import Document
 from tools._ddg import CircuitBreaker, DuckDuckGoSearch

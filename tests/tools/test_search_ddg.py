@@ -6,8 +6,8 @@ import json
 
 import primp
 import pytest
-from ddgs_fake import Canned, FakeWeb
 
+from tests.tools.ddgs_fake import Canned, FakeWeb
 from tools._ddg import (
     BACKOFF_INITIAL_SECONDS,
     BACKOFF_JITTER,

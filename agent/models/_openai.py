@@ -2,7 +2,7 @@
 server, Ollama), over an injected or owned ``httpx.AsyncClient``.
 
 Every call streams (``stream: true`` with ``stream_options.include_usage``); ``complete`` is derived
-from ``stream`` by :class:`~agent._models.ModelBackend`. Servers that ignore ``stream`` and answer with
+from ``stream`` by :class:`~graphs.model.ModelBackend`. Servers that ignore ``stream`` and answer with
 one JSON completion are understood too.
 
 Retries follow the official ``openai`` Python SDK: 408, 409, 429, 5xx and connection failures are
@@ -32,8 +32,8 @@ from agent._exceptions import (
     APITimeoutError,
     BadRequestError,
 )
-from agent._models import Capabilities, ModelBackend, ModelEvent, ModelRequest
-from agent._openai_wire import CompletionReader, chat_body, model_ids, parse_json, status_error
+from agent.models._openai_wire import CompletionReader, chat_body, model_ids, parse_json, status_error
+from graphs.model import Capabilities, ModelBackend, ModelEvent, ModelRequest
 
 __all__ = [
     "DEFAULT_MAX_RETRIES",

@@ -13,7 +13,11 @@ import time
 
 import pytest
 import requests
-from server_harness import (
+
+from agent import AsyncClient, BadRequestError
+from agent.server._app import serve
+from agent.server._auth import check_bind, is_loopback_host, resolve_api_keys
+from tests.agent.server.server_harness import (
     ANSWER,
     API_KEY,
     MODEL,
@@ -25,10 +29,6 @@ from server_harness import (
     scripted_model,
     status_of,
 )
-
-from agent import AsyncClient, BadRequestError
-from agent._auth import check_bind, is_loopback_host, resolve_api_keys
-from agent._server import serve
 
 BODY = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}).encode()
 

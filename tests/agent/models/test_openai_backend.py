@@ -29,7 +29,13 @@ from agent._exceptions import (
     UpstreamBadRequestError,
     UpstreamNotFoundError,
 )
-from agent._models import (
+from agent.models._openai import (
+    DEFAULT_TIMEOUT,
+    INITIAL_RETRY_DELAY,
+    RETRY_JITTER,
+    OpenAICompatibleBackend,
+)
+from graphs.model import (
     Capabilities,
     Message,
     ModelEvent,
@@ -40,12 +46,6 @@ from agent._models import (
     ToolCall,
     ToolSpec,
     Usage,
-)
-from agent._openai_backend import (
-    DEFAULT_TIMEOUT,
-    INITIAL_RETRY_DELAY,
-    RETRY_JITTER,
-    OpenAICompatibleBackend,
 )
 
 KEY = "sk-test-0123456789abcdef"

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from agent._exceptions import BadRequestError, ModelError, NotFoundError
-from agent._models import (
+from graphs.model import (
     Capabilities,
     Message,
     ModelBackend,

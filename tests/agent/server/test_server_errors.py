@@ -9,10 +9,18 @@ from typing import Any
 
 import pytest
 import requests
-from server_harness import API_KEY, MODEL, FakeUpstream, ServerThread, SlowModel, StartServer, scripted_model
 
-from agent._limits import ServerLimits
-from agent._openai_backend import OpenAICompatibleBackend
+from agent.models._openai import OpenAICompatibleBackend
+from agent.server._limits import ServerLimits
+from tests.agent.server.server_harness import (
+    API_KEY,
+    MODEL,
+    FakeUpstream,
+    ServerThread,
+    SlowModel,
+    StartServer,
+    scripted_model,
+)
 
 QUESTION = [{"role": "user", "content": "Who directed 2001: A Space Odyssey?"}]
 UPSTREAM_KEY = "sk-upstream-secret-4242"

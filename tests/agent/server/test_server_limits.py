@@ -12,7 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from server_harness import (
+
+from agent.models._openai import OpenAICompatibleBackend
+from agent.server._limits import MAX_BODY_BYTES, ServerLimits
+from tests.agent.server.server_harness import (
     API_KEY,
     MODEL,
     FakeUpstream,
@@ -24,9 +27,6 @@ from server_harness import (
     status_of,
     wait_for,
 )
-
-from agent._limits import MAX_BODY_BYTES, ServerLimits
-from agent._openai_backend import OpenAICompatibleBackend
 
 TEN_MB = 10 * 1024 * 1024
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

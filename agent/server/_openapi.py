@@ -1,18 +1,20 @@
 """The server's OpenAPI 3.1 document (served at ``/openapi.json``).
 
-Written by hand from the same names and limits the server enforces, so the request schema says
-exactly what is accepted: the SDK's parameters, the few ignored OpenAI fields, nothing else
-(``additionalProperties: false``).
+The request schema comes from the request contract (:func:`agent._contract.request_schema`) with the
+server's limits, so it says exactly what is accepted (``additionalProperties: false``); the shapes
+of messages, tools and response formats are written here from the same names the validators use.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from agent._limits import ServerLimits
-from agent._params import RANGES, ROLES
+from agent._contract import request_schema
+from agent._params import ROLES
 from agent._tool_params import MAX_TOOLS
-from graphs._toolbox import BUILTIN_TOOLS, TOOL_CHOICES
+from agent.server._limits import ServerLimits
+from graphs import BUILTIN_TOOLS
+from tools import TOOL_NAME_PATTERN
 
 __all__ = ["openapi_document"]
 
@@ -115,55 +117,30 @@ def _errors(statuses: dict[str, str]) -> dict[str, Any]:
 
 
 def _request_schema(limits: ServerLimits) -> dict[str, Any]:
-    def number(name: str, default: float) -> dict[str, Any]:
-        low, high = RANGES[name]
-        return {"type": ["number", "null"], "minimum": low, "maximum": high, "default": default}
+    schema = request_schema(max_messages=limits.max_messages, max_tokens=limits.max_tokens)
+    # The contract names these shapes; they are written out here, inline, where clients look for them.
+    for name, shape in (("tools", _tools_schema()), ("response_format", _response_format_schema())):
+        prop = schema["properties"][name]
+        schema["properties"][name] = {**shape, "description": prop["description"]}
+    return schema
 
-    return {
-        "type": "object",
-        "required": ["model", "messages"],
-        "additionalProperties": False,
-        "properties": {
-            "model": {"type": "string", "minLength": 1, "pattern": r"\S", "description": "See GET /v1/models."},
-            "messages": {"type": "array", "minItems": 1, "maxItems": limits.max_messages,
-                         "items": {"$ref": "#/components/schemas/Message"}},
-            "temperature": number("temperature", 0.7),
-            "max_tokens": {"type": ["integer", "null"], "minimum": 1, "maximum": limits.max_tokens, "default": 1000},
-            "stream": {"type": ["boolean", "null"], "default": False},
-            "top_p": number("top_p", 1.0),
-            "frequency_penalty": number("frequency_penalty", 0.0),
-            "presence_penalty": number("presence_penalty", 0.0),
-            "web_search": {"enum": [False, "auto", "force", "images", None], "default": False},
-            "response_format": {"oneOf": [
-                {"const": "json"},
-                {"type": "object", "required": ["type"], "properties": {"type": {"enum": ["text", "json_object"]}}},
-                {"type": "object", "required": ["type", "json_schema"], "properties": {
-                    "type": {"const": "json_schema"},
-                    "json_schema": {"type": "object", "required": ["schema"], "properties": {
-                        "name": {"type": "string"}, "schema": {"type": "object"}, "strict": {"type": "boolean"}}},
-                }},
-                {"type": "null"},
-            ]},
-            "tools": _tools_schema(),
-            "tool_choice": {"oneOf": [
-                {"enum": [*TOOL_CHOICES, None], "default": "auto"},
-                {"type": "object", "required": ["type", "function"], "additionalProperties": False, "properties": {
-                    "type": {"const": "function"},
-                    "function": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
-                }},
-            ]},
-            "user": {"type": ["string", "null"], "description": "Accepted and ignored (OpenAI field)."},
-            "n": {"enum": [1, None], "description": "Only one choice is generated."},
-            "stream_options": {"type": ["object", "null"],
-                               "properties": {"include_usage": {"type": "boolean"}},
-                               "description": "Accepted; the final chunk always carries `usage`."},
-        },
-    }
+
+def _response_format_schema() -> dict[str, Any]:
+    return {"oneOf": [
+        {"const": "json"},
+        {"type": "object", "required": ["type"], "properties": {"type": {"enum": ["text", "json_object"]}}},
+        {"type": "object", "required": ["type", "json_schema"], "properties": {
+            "type": {"const": "json_schema"},
+            "json_schema": {"type": "object", "required": ["schema"], "properties": {
+                "name": {"type": "string"}, "schema": {"type": "object"}, "strict": {"type": "boolean"}}},
+        }},
+        {"type": "null"},
+    ]}
 
 
 def _tools_schema() -> dict[str, Any]:
     function = {"type": "object", "required": ["name"], "additionalProperties": False, "properties": {
-        "name": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,64}$"},
+        "name": {"type": "string", "pattern": TOOL_NAME_PATTERN.pattern},
         "description": {"type": "string"},
         "parameters": {"type": "object", "description": "A JSON schema of the arguments."},
         "strict": {"type": ["boolean", "null"]},

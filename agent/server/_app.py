@@ -19,11 +19,10 @@ returns, serialised as JSON; errors are the OpenAI envelope ``{"error": {"messag
 500  anything unexpected: a generic envelope; the log gets the type and stack, never the message
 ===  ===========================================================================================
 
-Request bodies: the SDK's parameters with its defaults and validation, plus ``max_tokens`` and the
-number of messages bounded (:mod:`agent._limits`). A JSON ``null`` for an optional parameter means
-"use the default", as in OpenAI's API. Other fields are refused with 400 naming the field, except
-three harmless OpenAI ones: ``user`` (ignored), ``n`` (only 1), ``stream_options`` (the final chunk
-always carries ``usage``). Nothing a caller sends is silently dropped beyond those.
+Request bodies: the fields of the request contract (:mod:`agent._contract`, the same the SDK's
+``create`` takes) with its defaults and validation, plus ``max_tokens`` and the number of messages
+bounded (:mod:`agent.server._limits`). A JSON ``null`` for an optional parameter means "use the
+default", as in OpenAI's API. Other fields are refused with 400 naming the field.
 """
 
 from __future__ import annotations
@@ -41,12 +40,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agent._auth import AccessMiddleware, check_bind, resolve_api_keys
 from agent._client import AsyncClient, AsyncStream
+from agent._contract import FIELDS
 from agent._exceptions import BadRequestError, NotFoundError, StudiolmError
-from agent._limits import SHUTDOWN_GRACE_SECONDS, GenerationLimiter, Refusal, ServerLimits
-from agent._openapi import openapi_document
-from agent._server_io import (
+from agent._wire import error_body
+from agent.server._auth import AccessMiddleware, check_bind, resolve_api_keys
+from agent.server._io import (
     BodyProblem,
     Sender,
     as_error,
@@ -62,17 +61,13 @@ from agent._server_io import (
     send_json,
     status_for,
 )
-from agent._wire import error_body
+from agent.server._limits import SHUTDOWN_GRACE_SECONDS, GenerationLimiter, Refusal, ServerLimits
+from agent.server._openapi import openapi_document
 
-__all__ = ["IGNORED_FIELDS", "SDK_FIELDS", "chat_params", "create_app", "serve"]
+__all__ = ["chat_params", "create_app", "serve"]
 
 logger = logging.getLogger("studiolm.server")
 
-#: The body fields that are ``chat.completions.create`` parameters.
-SDK_FIELDS = ("model", "messages", "temperature", "max_tokens", "stream", "top_p", "frequency_penalty",
-              "presence_penalty", "web_search", "response_format", "tools", "tool_choice")
-#: OpenAI fields accepted without effect (see the module docstring).
-IGNORED_FIELDS = ("user", "n", "stream_options")
 _CHAT = "/v1/chat/completions"
 _PUBLIC_PATHS = frozenset({"/health", "/v1/health", "/openapi.json"})
 _KNOWN_PATHS = _PUBLIC_PATHS | {_CHAT, "/v1/models"}
@@ -191,42 +186,24 @@ class _ChatEndpoint:
 
 
 def chat_params(body: Any, limits: ServerLimits, models: frozenset[str] | None) -> dict[str, Any]:
-    """The ``create(...)`` keyword arguments for a request body; raises :class:`BadRequestError` /
-    :class:`NotFoundError` for what the SDK would not catch itself (see the module docstring)."""
+    """The ``create(...)`` keyword arguments for a request body: the contract's fields
+    (:data:`agent._contract.FIELDS`), checked against the server's own bounds; the SDK validates the rest.
+
+    Raises :class:`BadRequestError` / :class:`NotFoundError` (see the module docstring).
+    """
     if not isinstance(body, dict):
         raise BadRequestError("the request body must be a JSON object", param=None)
-    for name, value in body.items():
-        if name not in SDK_FIELDS and name not in IGNORED_FIELDS:
-            hint = " (use max_tokens)" if name == "max_completion_tokens" else ""
-            raise BadRequestError(f"unknown parameter{hint}; accepted: {', '.join(SDK_FIELDS + IGNORED_FIELDS)}",
-                                  param=name)
-        if name in IGNORED_FIELDS:
-            _check_ignored(name, value)
-    params = {k: v for k, v in body.items() if k in SDK_FIELDS and (v is not None or k in ("model", "messages"))}
-    for required in ("model", "messages"):
-        if required not in params:
-            raise BadRequestError("is required", param=required)
-    messages, max_tokens, model = params["messages"], params.get("max_tokens"), params["model"]
+    unknown = [name for name in body if name not in FIELDS]
+    if unknown:
+        raise BadRequestError(f"unknown parameter; accepted: {', '.join(FIELDS)}", param=unknown[0])
+    messages, max_tokens, model = body.get("messages"), body.get("max_tokens"), body.get("model")
     if isinstance(messages, list) and len(messages) > limits.max_messages:
         raise BadRequestError(f"at most {limits.max_messages} messages, got {len(messages)}", param="messages")
     if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens > limits.max_tokens:
         raise BadRequestError(f"must be at most {limits.max_tokens}, got {max_tokens}", param="max_tokens")
     if models is not None and isinstance(model, str) and model not in models:
         raise NotFoundError(model, sorted(models))
-    return params
-
-
-def _check_ignored(name: str, value: Any) -> None:
-    ok = {
-        "user": value is None or isinstance(value, str),
-        "n": value is None or (value == 1 and not isinstance(value, bool)),
-        "stream_options": value is None or (isinstance(value, dict) and set(value) <= {"include_usage"}
-                                            and isinstance(value.get("include_usage", False), bool)),
-    }[name]
-    if not ok:
-        expected = {"user": "a string", "n": "1 (one choice per request)",
-                    "stream_options": 'an object like {"include_usage": true}'}[name]
-        raise BadRequestError(f"must be {expected}", param=name)
+    return body
 
 
 def _content_problem(headers: dict[bytes, bytes], limit: int) -> StudiolmError | None:

@@ -14,7 +14,9 @@ from typing import Any
 import openai
 import pytest
 import requests
-from server_harness import (
+
+from agent import AsyncClient
+from tests.agent.server.server_harness import (
     ANSWER,
     API_KEY,
     MODEL,
@@ -24,8 +26,6 @@ from server_harness import (
     docs_requests_loop,
     scripted_model,
 )
-
-from agent import AsyncClient
 from tools import SearchBackend
 
 QUESTION = [{"role": "user", "content": "Who directed 2001: A Space Odyssey?"}]

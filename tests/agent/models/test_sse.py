@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agent._sse import SSEDecoder, SSEEvent, aiter_sse
+from agent.models._sse import SSEDecoder, SSEEvent, aiter_sse
 
 
 def parse(*chunks: bytes) -> list[SSEEvent]:

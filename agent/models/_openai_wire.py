@@ -1,6 +1,6 @@
 """The OpenAI chat-completions wire format: request bodies out, streamed or whole completions and
-error bodies in. Pure translation between our typed objects (:mod:`agent._models`) and OpenAI-shaped
-JSON; the HTTP, retries and client lifetime live in :mod:`agent._openai_backend`.
+error bodies in. Pure translation between our typed objects (:mod:`graphs.model`) and OpenAI-shaped
+JSON; the HTTP, retries and client lifetime live in :mod:`agent.models._openai`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from agent._exceptions import (
     UpstreamBadRequestError,
     UpstreamNotFoundError,
 )
-from agent._models import (
+from agent.models._sse import SSEDecoder, SSEEvent
+from graphs.model import (
     Capabilities,
     Message,
     ModelRequest,
@@ -31,7 +32,6 @@ from agent._models import (
     ToolSpec,
     Usage,
 )
-from agent._sse import SSEDecoder, SSEEvent
 
 __all__ = [
     "MAX_ERROR_MESSAGE_CHARS",

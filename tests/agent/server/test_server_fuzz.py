@@ -7,7 +7,8 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
-from server_harness import API_KEY, ServerThread
+
+from tests.agent.server.server_harness import API_KEY, ServerThread
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 #: Bounded: a few seconds for the whole run.

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from server_harness import API_KEY, FakeUpstream, ServerThread, StartServer, scripted_model
 
 from agent import AsyncClient, ModelBackend
-from agent._server import create_app
+from agent.server._app import create_app
+from tests.agent.server.server_harness import API_KEY, FakeUpstream, ServerThread, StartServer, scripted_model
 from tools import SearchBackend
 
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from agent._models import (
+from graphs.model import (
     Capabilities,
     ModelBackend,
     ModelEvent,

@@ -12,10 +12,10 @@ from typing import Any
 import openai
 import pytest
 import requests
-from server_harness import API_KEY, MODEL, ServerThread, SlowModel, StartServer, docs_requests_loop
 
 from agent import ModelError
-from agent._limits import ServerLimits
+from agent.server._limits import ServerLimits
+from tests.agent.server.server_harness import API_KEY, MODEL, ServerThread, SlowModel, StartServer, docs_requests_loop
 
 EVENT = re.compile(rb"\A(data: \{[^\n]*\}\n\n|data: \[DONE\]\n\n|: keep-alive\n\n)\Z")
 

@@ -1,4 +1,4 @@
-"""The model-backend interface: what the chat graph asks of any completion model.
+"""The model protocol: what the graphs ask of any completion model (``agent.models`` implements it).
 
 A backend turns a :class:`ModelRequest` into a stream of :class:`ModelEvent` items: zero or more
 :class:`TextDelta` pieces, then exactly one :class:`ModelResult` (the whole output, tool calls,
@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agent._exceptions import ModelError, NotFoundError
+from graphs.errors import ModelError, NotFoundError
+from tools import ToolDefinition
 
 __all__ = [
     "Capabilities",
@@ -56,13 +57,10 @@ class Message:
     name: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ToolSpec:
-    """A function the model may call: name, description and JSON-schema parameters."""
-
-    name: str
-    description: str
-    parameters: dict[str, Any]
+#: A function the model may call: name, description, JSON-schema parameters (and an optional per-call
+#: ``timeout`` the graph applies when it runs the tool itself). One type for every tool a model sees:
+#: the same class as :class:`tools.ToolDefinition`, which toolsets list.
+ToolSpec = ToolDefinition
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,8 @@ import jsonschema
 import pytest
 
 from agent._exceptions import BadRequestError, ModelError, NotFoundError
-from agent._llama_backend import DEFAULT_LOCAL_MODEL, REPEAT_PENALTY, LlamaBackend
-from agent._models import (
+from agent.models._llama import DEFAULT_LOCAL_MODEL, REPEAT_PENALTY, LlamaBackend
+from graphs.model import (
     Message,
     ModelEvent,
     ModelRequest,
