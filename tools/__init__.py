@@ -1,4 +1,5 @@
-"""What graph tool nodes call: web and image search, the local full-text index, their caches, and JSON schemas."""
+"""What graph tool nodes call: web and image search, the local full-text index, their caches, SSRF-safe page
+fetching, and JSON schemas."""
 
 from tools._cache import CachedSearch
 from tools._chain import SearchChain
@@ -6,6 +7,8 @@ from tools._corpus import Document, SkippedFile
 from tools._ddg import CircuitBreaker, DuckDuckGoSearch
 from tools._exceptions import (
     CorpusNotFoundError,
+    FetchBlockedError,
+    FetchError,
     InvalidSchemaError,
     McpConnectionError,
     McpError,
@@ -20,6 +23,7 @@ from tools._exceptions import (
     UnsupportedSchemaError,
     UnsupportedSearchError,
 )
+from tools._fetch import Page, PageFetcher
 from tools._functions import TOOL_NAME_PATTERN, FunctionTool, ToolDefinition, ToolOutput, Toolset
 from tools._json_text import PartialJson
 from tools._local_index import LocalIndex
@@ -41,6 +45,8 @@ __all__ = [
     "CorpusNotFoundError",
     "Document",
     "DuckDuckGoSearch",
+    "FetchBlockedError",
+    "FetchError",
     "FunctionTool",
     "ImageResult",
     "ImageSearchResponse",
@@ -50,6 +56,8 @@ __all__ = [
     "McpError",
     "McpToolset",
     "OutputCheck",
+    "Page",
+    "PageFetcher",
     "PartialJson",
     "SchemaError",
     "SearchBackend",
