@@ -20,6 +20,7 @@ import contextlib
 import gzip
 import socket
 import socketserver
+import sys
 import threading
 import time
 import zlib
@@ -31,7 +32,7 @@ import httpx
 import pytest
 
 from tools import FetchBlockedError, FetchError, Page, PageFetcher, ToolsUsageError
-from tools._extract import extract_with_stdlib
+from tools._extract import _trafilatura, extract_with_stdlib
 
 SITE_IP = "127.0.0.2"
 VICTIM_IP = "127.0.0.1"
@@ -547,3 +548,17 @@ def test_stdlib_extractor_keeps_the_article_and_the_title() -> None:
 def test_stdlib_extractor_without_main_markup_reads_the_body() -> None:
     title, text = extract_with_stdlib("<p>One &amp; two</p><script>x()</script><div>three<br>four</div>")
     assert (title, text) == ("", "One & two\nthree\nfour")
+
+
+async def test_without_trafilatura_the_fetcher_uses_the_stdlib_extractor(
+    web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "trafilatura", None)  # what an install without the research extra sees
+    _trafilatura.cache_clear()
+    try:
+        page = await _fetcher().fetch(web.url("/article.html"))
+    finally:
+        _trafilatura.cache_clear()
+    assert page.title == "Rivers of Europe"
+    assert page.text == extract_with_stdlib(ARTICLE)[1]
+    assert "Danube" in page.text
