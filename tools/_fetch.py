@@ -116,8 +116,9 @@ class PageFetcher:
     ``getaddrinfo``). ``allowed_networks`` are non-public networks to allow anyway (an intranet, a
     test server on ``127.0.0.2/32``); default none. ``transport`` or ``http_client`` replaces the
     HTTP layer (give one at most); an ``http_client``'s own settings (proxies included) are the
-    caller's choice, whereas the default client ignores environment proxies. The limits default to
-    the module's constants.
+    caller's choice, whereas the default client ignores environment proxies. ``ssl_context`` is the
+    default client's TLS trust (default: certifi's CA bundle); certificates are always checked
+    against the URL's host name. The limits default to the module's constants.
     """
 
     def __init__(
@@ -131,9 +132,12 @@ class PageFetcher:
         max_bytes: int = MAX_BODY_BYTES,
         max_decoded_bytes: int = MAX_DECODED_BYTES,
         timeout: float = TOTAL_TIMEOUT_SECONDS,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if http_client is not None and transport is not None:
             raise ToolsUsageError("pass http_client= or transport=, not both")
+        if ssl_context is not None and (http_client is not None or transport is not None):
+            raise ToolsUsageError("ssl_context= is for the default client; configure TLS on your http_client/transport")
         for name, value in (("max_bytes", max_bytes), ("max_decoded_bytes", max_decoded_bytes), ("timeout", timeout)):
             if not value > 0:
                 raise ToolsUsageError(f"{name} must be positive, got {value!r}")
@@ -147,7 +151,7 @@ class PageFetcher:
         self._max_bytes = max_bytes
         self._max_decoded_bytes = max_decoded_bytes
         self._timeout = timeout
-        self._ssl_context: ssl.SSLContext | None = None
+        self._ssl_context = ssl_context
 
     async def fetch(self, url: str) -> Page:
         """Fetch ``url`` and extract its main text.

@@ -20,6 +20,7 @@ import contextlib
 import gzip
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -30,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+import trustme
 
 from tools import FetchBlockedError, FetchError, Page, PageFetcher, ToolsUsageError
 from tools._extract import _trafilatura, extract_with_stdlib
@@ -562,3 +564,56 @@ async def test_without_trafilatura_the_fetcher_uses_the_stdlib_extractor(
     assert page.title == "Rivers of Europe"
     assert page.text == extract_with_stdlib(ARTICLE)[1]
     assert "Danube" in page.text
+
+
+# ------------------------------------------------------------------------------ https, pinned for real
+
+
+@dataclass
+class TlsSite:
+    port: int
+    site: _Site
+    client_context: ssl.SSLContext
+    server_names: list[str | None]  # the TLS SNI of each handshake
+
+
+@pytest.fixture
+def tls_site() -> Iterator[TlsSite]:
+    """The site over https on 127.0.0.2, with a certificate for ``public.test`` only."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("public.test").configure_cert(server_context)
+    server_names: list[str | None] = []
+    server_context.sni_callback = lambda _sock, name, _ctx: server_names.append(name)  # type: ignore[assignment,func-returns-value]
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    site = _Site((SITE_IP, 0))
+    site.socket = server_context.wrap_socket(site.socket, server_side=True)
+    _start(site)
+    yield TlsSite(site.server_address[1], site, client_context, server_names)
+    site.shutdown()
+    site.server_close()
+
+
+async def test_https_connects_to_the_checked_address_and_verifies_the_name(tls_site: TlsSite) -> None:
+    dns = FakeDns({"public.test": [[SITE_IP]]})
+    fetcher = _fetcher(dns, ssl_context=tls_site.client_context)
+    page = await fetcher.fetch(f"https://public.test:{tls_site.port}/article.html")
+    assert "Danube" in page.text
+    assert tls_site.server_names == ["public.test"]
+    assert tls_site.site.requests == [("/article.html", f"public.test:{tls_site.port}")]
+
+
+async def test_https_certificate_must_match_the_name_not_the_address(tls_site: TlsSite) -> None:
+    dns = FakeDns({"other.test": [[SITE_IP]]})  # same address, but the certificate is for public.test
+    fetcher = _fetcher(dns, ssl_context=tls_site.client_context)
+    with pytest.raises(FetchError, match="CERTIFICATE_VERIFY_FAILED"):
+        await fetcher.fetch(f"https://other.test:{tls_site.port}/article.html")
+    assert tls_site.server_names == ["other.test"]
+    assert tls_site.site.requests == []
+
+
+def test_ssl_context_is_for_the_default_client_only() -> None:
+    with pytest.raises(ToolsUsageError, match="ssl_context= is for the default client"):
+        transport = httpx.MockTransport(lambda r: httpx.Response(200))
+        PageFetcher(transport=transport, ssl_context=ssl.create_default_context())
