@@ -584,7 +584,7 @@ def tls_site() -> Iterator[TlsSite]:
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("public.test").configure_cert(server_context)
     server_names: list[str | None] = []
-    server_context.sni_callback = lambda _sock, name, _ctx: server_names.append(name)  # type: ignore[assignment,func-returns-value]
+    server_context.sni_callback = lambda _sock, name, _ctx: server_names.append(name)
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
     site = _Site((SITE_IP, 0))
