@@ -6,7 +6,7 @@ read can try to steer it, so a URL must never reach the machine's own network. :
 * accepts only ``http`` and ``https`` URLs without credentials in them;
 * resolves the host itself and refuses it unless *every* address is public (see
   :mod:`tools._netguard`; one private record among public ones is enough to refuse);
-* connects to the address it checked, not to the name: the request goes to ``http://<address>/…``
+* connects to an address it checked, not to the name: the request goes to ``http://<address>/…``
   with the original ``Host`` header and, for https, the original name as TLS SNI (certificates are
   still verified against the name), so DNS rebinding between the check and the connection cannot
   redirect it;
@@ -41,13 +41,14 @@ import httpx
 
 from tools._exceptions import FetchBlockedError, FetchError, ToolsUsageError
 from tools._extract import extract_html
-from tools._netguard import IPAddress, IPNetwork, Resolver, parse_networks, pick_address, system_resolver
+from tools._netguard import IPAddress, IPNetwork, Resolver, checked_addresses, parse_networks, system_resolver
 
 __all__ = [
     "ACCEPT_ENCODING",
     "ALLOWED_SCHEMES",
     "CONNECT_TIMEOUT_SECONDS",
     "HTML_CONTENT_TYPES",
+    "MAX_ADDRESSES_TRIED",
     "MAX_BODY_BYTES",
     "MAX_DECODED_BYTES",
     "MAX_EXTRACT_CHARS",
@@ -64,6 +65,8 @@ __all__ = [
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 #: Redirects followed before giving up (each target is checked like the first URL).
 MAX_REDIRECTS = 5
+#: Addresses of one host tried in turn when connecting fails (all of them were checked first).
+MAX_ADDRESSES_TRIED = 3
 #: Bytes read off the wire for one response body (compressed size); more is refused while streaming.
 MAX_BODY_BYTES = 2 * 1024 * 1024
 #: Bytes a body may decompress to: stops gzip/deflate bombs without inflating them.
@@ -198,8 +201,8 @@ class PageFetcher:
         current = _checked_url(url, url)
         redirects: list[str] = []
         while True:
-            address = await self._address(url, current, redirected=bool(redirects))
-            response = await client.send(_pinned_request(current, address), stream=True, follow_redirects=False)
+            addresses = await self._addresses(url, current, redirected=bool(redirects))
+            response = await _send(client, current, addresses[:MAX_ADDRESSES_TRIED])
             try:
                 location = response.headers.get("location")
                 if response.status_code not in _REDIRECT_STATUSES or location is None:
@@ -211,9 +214,9 @@ class PageFetcher:
             finally:
                 await response.aclose()
 
-    async def _address(self, url: str, current: httpx.URL, *, redirected: bool) -> IPAddress:
+    async def _addresses(self, url: str, current: httpx.URL, *, redirected: bool) -> list[IPAddress]:
         try:
-            return await pick_address(url, current.host, self._resolver, self._allowed)
+            return await checked_addresses(url, current.host, self._resolver, self._allowed)
         except FetchBlockedError as error:
             if not redirected:
                 raise
@@ -252,6 +255,16 @@ class PageFetcher:
                 raise FetchError(url, f"body is over the {self._max_bytes}-byte limit")
             body += decoder.decode(chunk)
         return bytes(body)
+
+
+async def _send(client: httpx.AsyncClient, url: httpx.URL, addresses: list[IPAddress]) -> httpx.Response:
+    """GET ``url`` from the first of ``addresses`` that accepts a connection (all of them are checked)."""
+    for address in addresses[:-1]:
+        try:
+            return await client.send(_pinned_request(url, address), stream=True, follow_redirects=False)
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            continue  # e.g. an IPv6 address on a machine without an IPv6 route: try the next one
+    return await client.send(_pinned_request(url, addresses[-1]), stream=True, follow_redirects=False)
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:

@@ -1,8 +1,8 @@
 """Which addresses a page fetch may connect to, and resolving a host to one checked address.
 
-The fetcher (:mod:`tools._fetch`) asks :func:`pick_address` for the address of every URL it is about
-to request (the first one and each redirect target) and then connects to *that address*, so what was
-checked is what is connected to: a DNS answer that changes between the check and the connection
+The fetcher (:mod:`tools._fetch`) asks :func:`checked_addresses` for the addresses of every URL it is
+about to request (the first one and each redirect target) and then connects to *those addresses*, so
+what was checked is what is connected to: a DNS answer that changes between the check and the connection
 (rebinding) cannot move the request somewhere else.
 
 An address is refused unless it is globally routable: loopback, private (RFC 1918), shared CGNAT
@@ -34,9 +34,9 @@ __all__ = [
     "IPNetwork",
     "Resolver",
     "blocked_reason",
+    "checked_addresses",
     "literal_address",
     "parse_networks",
-    "pick_address",
     "system_resolver",
 ]
 
@@ -157,13 +157,14 @@ async def system_resolver(host: str) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
-async def pick_address(
+async def checked_addresses(
     url: str, host: str, resolver: Resolver, allowed: Sequence[IPNetwork]
-) -> IPAddress:
-    """The address to connect to for ``host``: its literal address, or the first of its resolved ones.
+) -> list[IPAddress]:
+    """The addresses a fetch may connect to for ``host``, in the resolver's order, without repeats.
 
-    Every resolved address must be allowed (public, or inside ``allowed``); one bad record refuses the
-    host, since the HTTP stack must not be left to choose among them. ``url`` is what errors name.
+    A literal address is checked as it is; a name is resolved, and every one of its addresses must be
+    allowed (public, or inside ``allowed``): one bad record refuses the host, rather than trusting
+    that a connection will never be made to it. ``url`` is what errors name.
     """
     literal = literal_address(host)
     addresses = [literal] if literal is not None else await _resolve(url, host, resolver)
@@ -172,7 +173,7 @@ async def pick_address(
         if reason is not None:
             shown = "" if literal is not None else f"{host} resolves to "
             raise FetchBlockedError(url, f"{shown}{reason}")
-    return addresses[0]
+    return list(dict.fromkeys(addresses))
 
 
 async def _resolve(url: str, host: str, resolver: Resolver) -> list[IPAddress]:

@@ -413,6 +413,14 @@ async def test_rebinding_cannot_move_the_connection(web: Web) -> None:
     assert web.hits == []
 
 
+async def test_the_next_checked_address_is_tried_when_one_refuses_connections(web: Web) -> None:
+    dns = FakeDns({"public.test": [["127.0.0.3", SITE_IP]]})  # nothing listens on 127.0.0.3
+    fetcher = PageFetcher(resolver=dns, allowed_networks=["127.0.0.2/31"])
+    page = await fetcher.fetch(web.url("/notes.txt"))
+    assert page.text == NOTES
+    assert web.hits == []
+
+
 @pytest.mark.parametrize("url", [
     "file:///etc/passwd",
     "ftp://public.test/file.txt",
