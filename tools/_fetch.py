@@ -41,7 +41,15 @@ import httpx
 
 from tools._exceptions import FetchBlockedError, FetchError, ToolsUsageError
 from tools._extract import extract_html
-from tools._netguard import IPAddress, IPNetwork, Resolver, checked_addresses, parse_networks, system_resolver
+from tools._netguard import (
+    IPAddress,
+    IPNetwork,
+    Resolver,
+    checked_addresses,
+    literal_address,
+    parse_networks,
+    system_resolver,
+)
 
 __all__ = [
     "ACCEPT_ENCODING",
@@ -216,7 +224,8 @@ class PageFetcher:
 
     async def _addresses(self, url: str, current: httpx.URL, *, redirected: bool) -> list[IPAddress]:
         try:
-            return await checked_addresses(url, current.host, self._resolver, self._allowed)
+            # The IDNA form: what the Host header carries, and what DNS knows the name as.
+            return await checked_addresses(url, current.raw_host.decode("ascii"), self._resolver, self._allowed)
         except FetchBlockedError as error:
             if not redirected:
                 raise
@@ -284,6 +293,9 @@ def _checked_url(url: str, target: str, *, base: httpx.URL | None = None) -> htt
         raise FetchBlockedError(url, f"{redirect}credentials in URLs are not sent")
     if not parsed.host:
         raise FetchBlockedError(url, f"{redirect}the URL has no host")
+    literal = literal_address(parsed.host)
+    if literal is not None and parsed.host != str(literal):
+        parsed = parsed.copy_with(host=str(literal))  # http://2130706433/ is http://127.0.0.1/, as in browsers
     return parsed
 
 

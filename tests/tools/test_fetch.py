@@ -310,6 +310,21 @@ async def test_https_request_is_pinned_with_the_name_in_host_and_sni() -> None:
     assert request.extensions["sni_hostname"] == "example.org"
 
 
+async def test_an_address_spelled_oddly_is_requested_in_its_usual_form() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, headers={"Content-Type": "text/plain"}, content=b"hello")
+
+    fetcher = PageFetcher(transport=httpx.MockTransport(handler), resolver=FakeDns({}))
+    page = await fetcher.fetch("https://134744072/x")  # 8.8.8.8, never connected to: the transport is a mock
+    assert page.url == "https://8.8.8.8/x"
+    [request] = seen
+    assert (str(request.url), request.headers["Host"]) == ("https://8.8.8.8/x", "8.8.8.8")
+    assert "sni_hostname" not in request.extensions  # no SNI for an address; its certificate names it
+
+
 # ------------------------------------------------------------------ refused before any connection
 
 
@@ -447,7 +462,7 @@ async def test_credentials_in_the_url_are_refused(web: Web) -> None:
 
 @pytest.mark.parametrize(("path", "reason"), [
     ("/to-internal", r"redirect to http://127\.0\.0\.1:\d+/secret: loopback address 127\.0\.0\.1"),
-    ("/to-internal-decimal", r"redirect to http://2130706433:\d+/secret: loopback address 127\.0\.0\.1"),
+    ("/to-internal-decimal", r"redirect to http://127\.0\.0\.1:\d+/secret: loopback address 127\.0\.0\.1"),
     ("/to-internal-name", r"internal\.test resolves to loopback address 127\.0\.0\.1"),
     ("/to-file", r"redirect to file:///etc/passwd: scheme 'file' is not http or https"),
     ("/to-gopher", r"scheme 'gopher' is not http or https"),
