@@ -61,7 +61,7 @@ NOTES = "Plain notes.\nSecond line of the notes.\n"
 
 
 def _bomb(compress: Callable[[bytes], bytes]) -> bytes:
-    return compress(b"\0" * (64 * 1024 * 1024))  # 64 MiB of zeros: about 64 KiB compressed
+    return compress(b"\0" * (16 * 1024 * 1024))  # 16 MiB of zeros, about 16 KiB compressed: 3x the limit
 
 
 GZIP_BOMB = _bomb(gzip.compress)
@@ -212,8 +212,8 @@ def _bind_pair() -> tuple[_Victim, _Site]:
     raise RuntimeError("no port free on both 127.0.0.1 and 127.0.0.2")
 
 
-@pytest.fixture
-def web() -> Iterator[Web]:
+@pytest.fixture(scope="module")
+def web_servers() -> Iterator[Web]:
     victim, site = _bind_pair()
     victims = [victim]
     with contextlib.suppress(OSError):  # also guard [::1]:port where the machine has IPv6
@@ -224,6 +224,15 @@ def web() -> Iterator[Web]:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def web(web_servers: Web) -> Web:
+    """The servers, with no hits or requests recorded yet."""
+    for victim in web_servers.victims:
+        victim.hits.clear()
+    web_servers.site.requests.clear()
+    return web_servers
 
 
 class FakeDns:
