@@ -9,6 +9,7 @@ stand apart from run-time failures (upstream model, search, validation, limits):
     │   ├── BadRequestError                a parameter is missing, mistyped or out of range (.param)   tools
     │   ├── NotFoundError                  unknown model id (.model, .available)                       graphs
     │   └── ToolsUsageError                a tools-layer usage error                                   tools
+    │       ├── FetchBlockedError          a URL the page fetcher refuses (.url, .reason)
     │       ├── ToolDefinitionError        a Python function cannot be made into a tool (.tool)
     │       ├── UnsupportedSearchError     the backend cannot do this kind of search (.backend, .kind)
     │       ├── CorpusNotFoundError        the offline corpus package is not installed (.package)
@@ -33,8 +34,9 @@ stand apart from run-time failures (upstream model, search, validation, limits):
         │   ├── SearchUnavailableError     the backend cannot be reached (network down, circuit open)
         │   └── SearchRateLimitedError     the backend is rate limiting us (.retry_after)
         ├── ToolArgumentsError             a model's arguments for a tool call are invalid (.tool, .errors)  tools
-        └── McpError                       an MCP server failed a request (.server, .rpc_code)         tools
-            └── McpConnectionError         it cannot be started or reached, or went away (.stderr)
+        ├── McpError                       an MCP server failed a request (.server, .rpc_code)         tools
+        │   └── McpConnectionError         it cannot be started or reached, or went away (.stderr)
+        └── FetchError                     a page fetch failed (.url, .reason, .status)
 
 ``tools.ToolsError`` is a marker base of every error the ``tools`` package raises, beside the tree.
 Exceptions carry their data as attributes and never log.
@@ -49,6 +51,8 @@ from tools import (
     APIError,
     BadRequestError,
     CorpusNotFoundError,
+    FetchBlockedError,
+    FetchError,
     InvalidSchemaError,
     McpConnectionError,
     McpError,
@@ -74,6 +78,8 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "CorpusNotFoundError",
+    "FetchBlockedError",
+    "FetchError",
     "GraphLimitError",
     "InternalServerError",
     "InvalidSchemaError",

@@ -1,5 +1,5 @@
-"""What graph tool nodes call: web and image search, the local full-text index, their caches, JSON schemas,
-and the root of the one exception tree (the lowest layer: it imports nothing else of ours)."""
+"""What graph tool nodes call: web and image search, the local full-text index, their caches, SSRF-safe page
+fetching, JSON schemas, and the root of the one exception tree (the lowest layer: it imports nothing else of ours)."""
 
 from tools._cache import CachedSearch
 from tools._chain import SearchChain
@@ -9,6 +9,8 @@ from tools._exceptions import (
     APIError,
     BadRequestError,
     CorpusNotFoundError,
+    FetchBlockedError,
+    FetchError,
     InvalidSchemaError,
     McpConnectionError,
     McpError,
@@ -25,6 +27,7 @@ from tools._exceptions import (
     UnsupportedSearchError,
     UsageError,
 )
+from tools._fetch import Page, PageFetcher
 from tools._functions import TOOL_NAME_PATTERN, FunctionTool, ToolDefinition, ToolOutput, Toolset
 from tools._json_text import PartialJson
 from tools._local_index import LocalIndex, default_cache_dir
@@ -48,6 +51,8 @@ __all__ = [
     "CorpusNotFoundError",
     "Document",
     "DuckDuckGoSearch",
+    "FetchBlockedError",
+    "FetchError",
     "FunctionTool",
     "ImageResult",
     "ImageSearchResponse",
@@ -57,6 +62,8 @@ __all__ = [
     "McpError",
     "McpToolset",
     "OutputCheck",
+    "Page",
+    "PageFetcher",
     "PartialJson",
     "SchemaError",
     "SearchBackend",

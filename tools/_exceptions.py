@@ -8,6 +8,8 @@ is the lowest layer; ``graphs`` (:mod:`graphs.errors`) and ``agent`` add their o
     ├── UsageError                      the caller's mistake; nothing was sent anywhere
     │   ├── BadRequestError             a parameter is missing, mistyped or out of range (.param)
     │   └── ToolsUsageError             a tools-layer usage error (bad query, bad path, missing extra)
+    │       ├── FetchBlockedError       a URL the page fetcher will not connect to: not http(s), or a
+    │       │                           non-public address, directly or after a redirect (.url, .reason)
     │       ├── ToolDefinitionError     a Python function cannot be made into a tool (.tool)
     │       ├── UnsupportedSearchError  the backend cannot do this kind of search (.backend, .kind)
     │       ├── CorpusNotFoundError     the offline corpus package is not installed (.package)
@@ -19,8 +21,10 @@ is the lowest layer; ``graphs`` (:mod:`graphs.errors`) and ``agent`` add their o
         │   ├── SearchUnavailableError  the backend cannot be reached (network down, circuit open)
         │   └── SearchRateLimitedError  the backend is rate limiting us (.retry_after)
         ├── ToolArgumentsError          a model's arguments for a tool call are invalid (.tool, .errors)
-        └── McpError                    an MCP server answered a request with an error (.server, .rpc_code)
-            └── McpConnectionError      it cannot be started or reached, or went away (.stderr)
+        ├── McpError                    an MCP server answered a request with an error (.server, .rpc_code)
+        │   └── McpConnectionError      it cannot be started or reached, or went away (.stderr)
+        └── FetchError                  a page fetch failed at run time: timeout, too large, not a text
+                                        page, too many redirects, HTTP error (.url, .reason, .status)
 
 :class:`ToolsError` is a marker base of every error raised *by this package* (``except
 tools.ToolsError``); it sits beside the tree's branches, never instead of them.
@@ -34,6 +38,8 @@ __all__ = [
     "APIError",
     "BadRequestError",
     "CorpusNotFoundError",
+    "FetchBlockedError",
+    "FetchError",
     "InvalidSchemaError",
     "McpConnectionError",
     "McpError",
@@ -194,3 +200,29 @@ class McpConnectionError(McpError):
     def __init__(self, message: str, *, server: str, stderr: str = "") -> None:
         super().__init__(message, server=server, rpc_code=None)
         self.stderr = stderr
+
+
+class FetchBlockedError(ToolsUsageError):
+    """The page fetcher refused a URL before connecting to it: a scheme other than http/https,
+    credentials in the URL, or a host (of the URL or of a redirect target) that is or resolves to a
+    non-public address. ``url`` is the URL given to ``fetch``; ``reason`` says what was refused and why."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"refused to fetch {url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+class FetchError(ToolsError, APIError):
+    """A page fetch failed at run time: a timeout, a body over the size limits, a content type that is
+    not a text page, too many redirects, an HTTP error status or a network failure. ``url`` is the URL
+    given to ``fetch``, ``reason`` says what went wrong, ``status`` is the HTTP status when the failure
+    is the server's answer (else None)."""
+
+    code = "fetch_failed"
+
+    def __init__(self, url: str, reason: str, *, status: int | None = None) -> None:
+        super().__init__(f"could not fetch {url}: {reason}")
+        self.url = url
+        self.reason = reason
+        self.status = status
