@@ -64,6 +64,7 @@ from agent._exceptions import (
 from agent._types import (
     ChatCompletion,
     ChatCompletionChunk,
+    Model,
     ModelList,
     WireObject,
 )
@@ -145,6 +146,7 @@ __all__ = [
     "McpError",
     "McpToolset",
     "Message",
+    "Model",
     "ModelBackend",
     "ModelError",
     "ModelEvent",

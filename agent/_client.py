@@ -18,13 +18,13 @@ import httpx
 
 from agent._config import resolve_model_backend, resolve_search
 from agent._contract import CompletionCreateParamsBase
-from agent._exceptions import UsageError
+from agent._exceptions import BadRequestError, UsageError
 from agent._params import build_request, check_stream
 from agent._tool_params import parse_tools
-from agent._types import ChatCompletion, ChatCompletionChunk, ModelList
-from agent._wire import chunk_stream, completion, new_completion_id, now
+from agent._types import ChatCompletion, ChatCompletionChunk, Model, ModelList
+from agent._wire import StreamOptions, chunk_stream, completion, new_completion_id, now
 from agent.models import DEFAULT_MAX_RETRIES
-from graphs import ChatDeps, ChatLimits, ChatOutcome, ChatRequest, ModelBackend, bind_tools, run_chat
+from graphs import Capabilities, ChatDeps, ChatLimits, ChatOutcome, ChatRequest, ModelBackend, bind_tools, run_chat
 from tools import LocalIndex, SearchBackend
 
 __all__ = ["AsyncClient", "AsyncStream", "Client", "ClientOptions", "Stream"]
@@ -123,6 +123,7 @@ class AsyncClient:
     async def _prepare(self, params: Mapping[str, Any]) -> tuple[ChatRequest, ChatDeps]:
         request = build_request(params)
         await self.backend.check_model(request.model)
+        _check_images(request, self.backend.capabilities(request.model))
         request = await self._bind_tools(request)
         local = await self._local_search() if "local_search" in request.tools.builtins else None
         return request, ChatDeps(model=self.backend, search=self.search, limits=self.limits, local_search=local)
@@ -142,6 +143,16 @@ class AsyncClient:
 
     def _events(self, request: ChatRequest, deps: ChatDeps) -> AsyncGenerator[Any]:
         return run_chat(request, deps, self.backend.capabilities(request.model))
+
+
+def _check_images(request: ChatRequest, capabilities: Capabilities) -> None:
+    """Refuse an image a text-only model would never see, rather than answer as if it were not there."""
+    if capabilities.vision:
+        return
+    for message in request.messages:
+        for image in message.images:
+            raise BadRequestError(f"model {request.model!r} reads text only: it cannot take image_url parts",
+                                  param=image.param or "messages")
 
 
 class _AsyncCompletions:
@@ -184,8 +195,10 @@ class _AsyncCompletions:
         completion_id, created = new_completion_id(), now()
         events = self._client._events(request, deps)
         if streaming:
+            options = StreamOptions(json_mode=request.response_format is not None,
+                                    include_usage=bool((params.get("stream_options") or {}).get("include_usage")))
             return AsyncStream(chunk_stream(events, completion_id=completion_id, created=created,
-                                            model=request.model))
+                                            model=request.model, options=options))
         outcome: ChatOutcome | None = None
         async for event in events:
             if isinstance(event, ChatOutcome):
@@ -207,8 +220,17 @@ class _AsyncModels:
         """The models this client can serve (``GET /v1/models``)."""
         owner = self._client.backend.name
         ids = await self._client.backend.list_models()
-        data = [{"id": i, "object": "model", "created": 0, "owned_by": owner} for i in ids]
+        data = [_model_object(i, owner) for i in ids]
         return ModelList({"object": "list", "data": data})
+
+    async def retrieve(self, model: str) -> Model:
+        """One model (``GET /v1/models/{model}``); :class:`NotFoundError` listing the others if it does not exist."""
+        await self._client.backend.check_model(model)
+        return Model(_model_object(model, self._client.backend.name))
+
+
+def _model_object(model_id: str, owner: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
 
 
 # --- the sync wrapper -------------------------------------------------------------------------
@@ -350,3 +372,7 @@ class _Models:
     def list(self) -> ModelList:
         """The models this client can serve."""
         return self._client._loop.run(self._client._async.models.list())
+
+    def retrieve(self, model: str) -> Model:
+        """One model; :class:`NotFoundError` listing the others if it does not exist."""
+        return self._client._loop.run(self._client._async.models.retrieve(model))

@@ -27,7 +27,7 @@ from agent._exceptions import BadRequestError
 from graphs import BUILTIN_TOOLS, PLANNED_BUILTINS, TOOL_CHOICES, ToolConfig, ToolSpec
 from tools import TOOL_NAME_PATTERN, FunctionTool, SchemaError, ToolDefinitionError, Toolset, compile_schema
 
-__all__ = ["MAX_TOOLS", "parse_tool_choice", "parse_tools"]
+__all__ = ["MAX_TOOLS", "parse_legacy_functions", "parse_tool_choice", "parse_tools"]
 
 #: Tools in one request (OpenAI's limit).
 MAX_TOOLS = 128
@@ -59,6 +59,14 @@ def parse_tools(tools: Any, *, param: str = "tools") -> ToolConfig:
         else:
             raise BadRequestError(f"unsupported tool {type(item).__name__!r}: {_FORMS}", param=where)
     return ToolConfig(tuple(dict.fromkeys(builtins)), tuple(toolsets), tuple(external))
+
+
+def parse_legacy_functions(functions: Any) -> ToolConfig:
+    """OpenAI's deprecated ``functions`` list, as the caller's own function tools."""
+    if isinstance(functions, str | bytes | Mapping) or not isinstance(functions, Sequence):
+        raise BadRequestError("must be a list of function definitions", param="functions")
+    external = tuple(_definition(f"functions[{i}]", f) for i, f in enumerate(functions))
+    return ToolConfig(external=external)
 
 
 def parse_tool_choice(value: Any) -> str:
@@ -101,21 +109,27 @@ def _function(where: str, item: Mapping[str, Any]) -> ToolSpec:
     if set(item) - {"type", "function"}:
         extra = sorted(set(item) - {"type", "function"})
         raise BadRequestError(f"unknown field {extra[0]!r}", param=f"{where}.{extra[0]}")
-    function = item.get("function")
+    return _definition(f"{where}.function", item.get("function"))
+
+
+def _definition(where: str, function: Any) -> ToolSpec:
+    """An OpenAI function definition (``{"name", "description", "parameters", "strict"}``) at ``where``."""
     if not isinstance(function, Mapping):
-        raise BadRequestError('must be an object: {"name", "description", "parameters"}', param=f"{where}.function")
+        raise BadRequestError('must be an object: {"name", "description", "parameters"}', param=where)
     unknown = sorted(set(function) - _FUNCTION_KEYS)
     if unknown:
-        raise BadRequestError(f"unknown field {unknown[0]!r}", param=f"{where}.function.{unknown[0]}")
+        raise BadRequestError(f"unknown field {unknown[0]!r}", param=f"{where}.{unknown[0]}")
     name = function.get("name")
     if not isinstance(name, str) or not TOOL_NAME_PATTERN.match(name):
-        raise BadRequestError("must be 1-64 of a-z, A-Z, 0-9, _ and -", param=f"{where}.function.name")
+        raise BadRequestError("must be 1-64 of a-z, A-Z, 0-9, _ and -", param=f"{where}.name")
     description = function.get("description")
     if description is not None and not isinstance(description, str):
-        raise BadRequestError("must be a string", param=f"{where}.function.description")
-    if function.get("strict") is not None and not isinstance(function.get("strict"), bool):
-        raise BadRequestError("must be true or false", param=f"{where}.function.strict")
-    return ToolSpec(name, description or "", _parameters(f"{where}.function.parameters", function.get("parameters")))
+        raise BadRequestError("must be a string", param=f"{where}.description")
+    strict = function.get("strict")
+    if strict is not None and not isinstance(strict, bool):
+        raise BadRequestError("must be true or false", param=f"{where}.strict")
+    return ToolSpec(name, description or "", _parameters(f"{where}.parameters", function.get("parameters")),
+                    strict=strict)
 
 
 def _parameters(where: str, parameters: Any) -> dict[str, Any]:

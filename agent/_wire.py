@@ -6,10 +6,12 @@ The SDK and the HTTP server both build their bodies here, so they are identical 
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import re
 import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from agent._exceptions import OutputValidationError, StudiolmError
@@ -17,7 +19,37 @@ from agent._types import ChatCompletion, ChatCompletionChunk
 from graphs import ChatEvent, ChatOutcome, Token, event_payload
 from graphs.model import ToolCall
 
-__all__ = ["chunk_stream", "completion", "error_body", "new_completion_id", "now", "url_citations"]
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("studiolm-agent").replace(".", "_")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "dev"
+
+
+__all__ = [
+    "SYSTEM_FINGERPRINT",
+    "StreamOptions",
+    "chunk_stream",
+    "completion",
+    "error_body",
+    "new_completion_id",
+    "now",
+    "url_citations",
+]
+
+#: OpenAI's ``system_fingerprint``: identifies the serving stack's configuration, so a client can tell
+#: when the same seed may give a different answer. One value per release of this package.
+SYSTEM_FINGERPRINT = "fp_studiolm_" + _version()
+
+@dataclass(frozen=True, slots=True)
+class StreamOptions:
+    """How a stream is encoded: ``json_mode`` holds content back until it validated (the attempts
+    stream as ``json.delta`` steps); ``include_usage`` sends the usage in its own last chunk."""
+
+    json_mode: bool = False
+    include_usage: bool = False
+
 
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -39,12 +71,15 @@ def completion(outcome: ChatOutcome, *, completion_id: str, created: int) -> Cha
     if outcome.tool_calls:
         message["content"] = outcome.content or None  # as OpenAI sends it beside tool calls
         message["tool_calls"] = [_wire_call(call) for call in outcome.tool_calls]
+    choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": outcome.finish_reason,
+                              "logprobs": _logprobs(outcome)}
     body = {
         "id": completion_id,
         "object": "chat.completion",
         "created": created,
         "model": outcome.model,
-        "choices": [{"index": 0, "message": message, "finish_reason": outcome.finish_reason}],
+        "system_fingerprint": SYSTEM_FINGERPRINT,
+        "choices": [choice],
         "usage": _usage(outcome),
         **_search_fields(outcome),
         **_validation_fields(outcome),
@@ -54,26 +89,51 @@ def completion(outcome: ChatOutcome, *, completion_id: str, created: int) -> Cha
 
 
 async def chunk_stream(
-    events: AsyncGenerator[ChatEvent | ChatOutcome], *, completion_id: str, created: int, model: str
+    events: AsyncGenerator[ChatEvent | ChatOutcome],
+    *,
+    completion_id: str,
+    created: int,
+    model: str,
+    options: StreamOptions = StreamOptions(),
 ) -> AsyncIterator[ChatCompletionChunk]:
     """Chunks for a run: a role chunk, then token and step chunks as they happen, then the final one.
 
-    Closing this stream closes ``events`` before returning, so the model stops at once (not when the
-    garbage collector gets to it).
+    Content is never taken back: concatenating every ``delta.content`` gives exactly the answer. In
+    JSON mode an attempt may still fail validation, so its text travels in ``json.delta`` steps (with
+    the ``partial`` object so far) and the validated document follows as content once it passed.
+    Closing this stream closes ``events`` before returning, so the model stops at once.
     """
-    head = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
+    head = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "system_fingerprint": SYSTEM_FINGERPRINT}
     yield ChatCompletionChunk(head, choices=[_choice({"role": "assistant", "content": ""})])
     async with contextlib.aclosing(events):
         async for event in events:
             if isinstance(event, ChatOutcome):
-                for delta in _tool_call_deltas(event):
-                    yield ChatCompletionChunk(head, choices=[_choice(delta)])
-                yield _final_chunk(head, event)
+                for chunk in _closing_chunks(head, event, options):
+                    yield chunk
             elif isinstance(event, Token):
-                extra = {"partial": event.partial} if event.partial is not None else {}
-                yield ChatCompletionChunk(head, choices=[_choice({"content": event.text})], **extra)
+                yield _token_chunk(head, event, json_mode=options.json_mode)
             else:
                 yield ChatCompletionChunk(head, choices=[_choice({})], step=event_payload(event))
+
+
+def _token_chunk(head: dict[str, Any], token: Token, *, json_mode: bool) -> ChatCompletionChunk:
+    extra = {"partial": token.partial} if token.partial is not None else {}
+    if json_mode:
+        return ChatCompletionChunk(head, choices=[_choice({})], step={"type": "json.delta", "text": token.text},
+                                   **extra)
+    return ChatCompletionChunk(head, choices=[_choice({"content": token.text})], **extra)
+
+
+def _closing_chunks(head: dict[str, Any], outcome: ChatOutcome, options: StreamOptions) -> list[ChatCompletionChunk]:
+    chunks = []
+    if options.json_mode and outcome.content:
+        chunks.append(ChatCompletionChunk(head, choices=[_choice({"content": outcome.content})]))
+    chunks += [ChatCompletionChunk(head, choices=[_choice(delta)]) for delta in _tool_call_deltas(outcome)]
+    chunks.append(_final_chunk(head, outcome, with_usage=not options.include_usage))
+    if options.include_usage:
+        chunks.append(ChatCompletionChunk(head, choices=[], usage=_usage(outcome)))
+    return chunks
 
 
 def error_body(error: StudiolmError) -> dict[str, Any]:
@@ -113,15 +173,21 @@ def _numbered_targets(outcome: ChatOutcome) -> list[tuple[str, str]]:
     return [(s.url, s.title) for s in outcome.sources]
 
 
-def _final_chunk(head: dict[str, Any], outcome: ChatOutcome) -> ChatCompletionChunk:
+def _final_chunk(head: dict[str, Any], outcome: ChatOutcome, *, with_usage: bool) -> ChatCompletionChunk:
     delta: dict[str, Any] = {}
     annotations = url_citations(outcome)
     if annotations:
         delta["annotations"] = annotations
-    choice = {"index": 0, "delta": delta, "finish_reason": outcome.finish_reason}
-    extra = {"parsed": outcome.parsed} if outcome.parsed is not None else {}
-    return ChatCompletionChunk(head, choices=[choice], usage=_usage(outcome), **_search_fields(outcome),
+    choice = {"index": 0, "delta": delta, "finish_reason": outcome.finish_reason, "logprobs": _logprobs(outcome)}
+    extra: dict[str, Any] = {"parsed": outcome.parsed} if outcome.parsed is not None else {}
+    if with_usage:
+        extra["usage"] = _usage(outcome)
+    return ChatCompletionChunk(head, choices=[choice], **_search_fields(outcome),
                                **_validation_fields(outcome), **_tool_fields(outcome), **extra)
+
+
+def _logprobs(outcome: ChatOutcome) -> dict[str, Any] | None:
+    return {"content": list(outcome.logprobs), "refusal": None} if outcome.logprobs else None
 
 
 def _choice(delta: dict[str, Any]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from graphs._toolbox import BUILTIN_TOOLS, PLANNED_BUILTINS, TOOL_CHOICES, ToolC
 from graphs.errors import GraphLimitError, ModelError, NotFoundError, OutputValidationError, ToolsetError
 from graphs.model import (
     Capabilities,
+    ImagePart,
     Message,
     ModelBackend,
     ModelEvent,
@@ -54,6 +55,7 @@ __all__ = [
     "ChatRequest",
     "GenerationStarted",
     "GraphLimitError",
+    "ImagePart",
     "ImagesFound",
     "JsonFormat",
     "Message",

@@ -377,19 +377,24 @@ class _TokenCounter:
 
 def _sampling_options(request: ModelRequest) -> dict[str, Any]:
     s = request.sampling
-    return {
+    options: dict[str, Any] = {
         "temperature": s.temperature,
         "top_p": s.top_p,
-        "top_k": TOP_K,
-        "min_p": MIN_P,
+        "top_k": TOP_K if s.top_k is None else s.top_k,
+        "min_p": MIN_P if s.min_p is None else s.min_p,
         "max_tokens": s.max_tokens,
         "frequency_penalty": s.frequency_penalty,
         "presence_penalty": s.presence_penalty,
-        "repeat_penalty": REPEAT_PENALTY,
-        # A fresh seed per call: with llama's fixed default seed, a JSON-mode re-ask at temperature
-        # > 0 would repeat the rejected output word for word. Greedy decoding ignores it.
-        "seed": secrets.randbits(31),
+        "repeat_penalty": REPEAT_PENALTY if s.repetition_penalty is None else s.repetition_penalty,
+        # A fresh seed per call unless the caller fixed one: with llama's fixed default seed, a
+        # JSON-mode re-ask at temperature > 0 would repeat the rejected output word for word.
+        "seed": secrets.randbits(31) if s.seed is None else s.seed,
     }
+    if s.stop:
+        options["stop"] = list(s.stop)
+    if s.logit_bias:
+        options["logit_bias"] = dict(s.logit_bias)
+    return options
 
 
 def _generate(loaded: _LoadedModel, job: _Job, stop: threading.Event, emit: Callable[[_Item], None]) -> None:
