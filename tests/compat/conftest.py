@@ -102,8 +102,10 @@ def _calls(reply: Reply) -> list[dict[str, Any]]:
 
 def _chunks(reply: Reply) -> Iterator[dict[str, Any]]:
     base = {"id": "up-1", "object": "chat.completion.chunk", "created": 0, "model": MODEL}
-    for word in reply.content.split(" ") if reply.content else []:
-        yield {**base, "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}
+    words = reply.content.split(" ") if reply.content else []
+    for i, word in enumerate(words):
+        piece = word if i == len(words) - 1 else word + " "
+        yield {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
     for i, call in enumerate(_calls(reply)):
         yield {**base, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": i, **call}]}}]}
     finish = "tool_calls" if reply.tool_calls else "stop"
