@@ -234,27 +234,29 @@ def _compat_servers() -> Iterator[Compat]:
             yield Compat(server, recorder, upstream)
 
 
+@pytest.fixture(scope="module")
+def shared_compat() -> Iterator[Compat]:
+    """The servers behind :func:`compat`, started once per module (stopping uvicorn takes ~0.2 s)."""
+    with _compat_servers() as servers:
+        yield servers
+
+
 @pytest.fixture
-def compat(request: pytest.FixtureRequest) -> Iterator[Compat]:
+def compat(shared_compat: Compat, request: pytest.FixtureRequest) -> Iterator[Compat]:
     """studiolm (``agent.create_app``) on loopback, over an OpenAI-compatible backend pointed at a
-    scripted upstream on another loopback port; every hop recorded.
+    scripted upstream on another loopback port; every hop recorded. The servers are the module's
+    (:func:`shared_compat`); the script and the records start empty for each test.
 
     With ``STUDIOLM_COMPAT_RECORD=path``, each test's hops are appended to ``path`` as JSON lines
     (what each client sent, what we answered, what the upstream got): the integrator's to-do list.
     """
-    with _compat_servers() as servers:
-        yield servers
+    shared_compat.recorder.exchanges.clear()
+    shared_compat.upstream.bodies.clear()
+    shared_compat.upstream.script = [answer_for]
+    yield shared_compat
     record = os.environ.get("STUDIOLM_COMPAT_RECORD")
     if record:
-        _append_record(Path(record), request.node.nodeid, servers.recorder, servers.upstream)
-
-
-@pytest.fixture(scope="module")
-def shared_compat() -> Iterator[Compat]:
-    """:func:`compat` shared by a module's tests (the field sweep posts ~100 requests); tests read
-    only the latest hop."""
-    with _compat_servers() as servers:
-        yield servers
+        _append_record(Path(record), request.node.nodeid, shared_compat.recorder, shared_compat.upstream)
 
 
 def _append_record(path: Path, test: str, recorder: Recorder, upstream: ScriptedUpstream) -> None:
