@@ -1,6 +1,6 @@
 """OpenAI's chat-completions request, as data: every body field, message role, content part, tool and
 response-format shape, each with VALID example values that a test can post (the field sweep,
-``test_field_sweep.py``), and the proposed disposition of each in studiolm (issue 9).
+``test_compat_field_sweep.py``), and the proposed disposition of each in studiolm (issue 9).
 
 Source: ``openai`` 3.57.0 (3.51.0 has identical chat request types):
 ``openai/types/chat/completion_create_params.py`` and the message/tool/content-part ``*_param.py``
