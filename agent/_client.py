@@ -123,7 +123,7 @@ class AsyncClient:
     async def _prepare(self, params: Mapping[str, Any]) -> tuple[ChatRequest, ChatDeps]:
         request = build_request(params)
         await self.backend.check_model(request.model)
-        _check_images(request, self.backend.capabilities(request.model))
+        _check_honoured(request, self.backend.capabilities(request.model))
         request = await self._bind_tools(request)
         local = await self._local_search() if "local_search" in request.tools.builtins else None
         return request, ChatDeps(model=self.backend, search=self.search, limits=self.limits, local_search=local)
@@ -145,14 +145,26 @@ class AsyncClient:
         return run_chat(request, deps, self.backend.capabilities(request.model))
 
 
-def _check_images(request: ChatRequest, capabilities: Capabilities) -> None:
-    """Refuse an image a text-only model would never see, rather than answer as if it were not there."""
-    if capabilities.vision:
-        return
+#: Forwarded fields a model without an upstream cannot honour: refused rather than silently skipped.
+UPSTREAM_ONLY_FIELDS = ("audio", "moderation")
+
+
+def _check_honoured(request: ChatRequest, capabilities: Capabilities) -> None:
+    """Refuse what the model would never see or do (an image for a text-only model, audio output
+    from a local one) rather than answer as if it had not been asked."""
     for message in request.messages:
-        for image in message.images:
-            raise BadRequestError(f"model {request.model!r} reads text only: it cannot take image_url parts",
-                                  param=image.param or "messages")
+        for part in message.media:
+            if not (capabilities.upstream or (part.kind == "image_url" and capabilities.vision)):
+                raise BadRequestError(f"model {request.model!r} cannot take {part.kind} parts",
+                                      param=part.param or "messages")
+    if capabilities.upstream:
+        return
+    extra = dict(request.extra)
+    for name in UPSTREAM_ONLY_FIELDS:
+        if extra.get(name) is not None:
+            raise BadRequestError(f"model {request.model!r} runs locally and cannot honour it", param=name)
+    if "audio" in (extra.get("modalities") or ()):
+        raise BadRequestError(f"model {request.model!r} answers in text only", param="modalities")
 
 
 class _AsyncCompletions:

@@ -241,14 +241,17 @@ class CompletionCreateParamsBase(TypedDict, total=False):
     tools: Annotated[Sequence[ToolParam] | None, Param(
         "Built-in tools by name, OpenAI function tools, and (SDK) Python functions or toolsets.",
         schema={"type": ["array", "null"]})]
-    tool_choice: Annotated[ToolChoiceParam | None, Param(
-        '"auto", "none", "required" or {"type": "function", "function": {"name": ...}}.', "auto",
+    tool_choice: Annotated[ToolChoiceParam | Mapping[str, Any] | None, Param(
+        '"auto", "none", "required", {"type": "function", "function": {"name": ...}} or {"type": '
+        '"allowed_tools", "allowed_tools": {"mode": "auto" | "required", "tools": [...]}}.', "auto",
         schema={"oneOf": [
             {"enum": ["auto", "none", "required", None]},
             {"type": "object", "required": ["type", "function"], "additionalProperties": False, "properties": {
                 "type": {"const": "function"},
                 "function": {"type": "object", "required": ["name"],
                              "properties": {"name": {"type": "string", "pattern": _TOOL_NAME}}}}},
+            {"type": "object", "required": ["type", "allowed_tools"], "properties": {
+                "type": {"const": "allowed_tools"}, "allowed_tools": {"type": "object"}}},
         ]})]
     parallel_tool_calls: Annotated[bool | None, Param(
         "false: at most one tool call per model turn.", True, schema=_NULLABLE_BOOLEAN)]

@@ -6,9 +6,10 @@ Accepted, besides the ``system`` / ``user`` / ``assistant`` / ``tool`` roles:
   backend knows.
 * the deprecated ``function`` role (a function result): becomes a ``tool`` turn answering the most
   recent ``function_call`` of that name, which becomes a tool call.
-* content as a string or a list of parts: ``text`` parts are joined; ``image_url`` parts in user
-  turns are kept for models that see images (a text-only model refuses them, naming the part);
-  ``refusal`` parts of an echoed assistant turn are kept as text.
+* content as a string or a list of parts: ``text`` parts are joined; ``image_url``, ``input_audio``
+  and ``file`` parts of user turns travel on to models that take them (an upstream; a local
+  text-only model refuses them, naming the part); ``refusal`` parts of an echoed assistant turn are
+  kept as text.
 * any assistant message OpenAI or this API returns, sent back as is: ``annotations``, ``refusal``,
   ``audio``, ``parsed`` and the other response-only fields carry nothing the next turn needs and
   are not passed to the model.
@@ -22,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agent._exceptions import BadRequestError
-from graphs import ImagePart, Message, ToolCall
+from graphs import MediaPart, Message, ToolCall
 
 __all__ = ["ROLES", "parse_messages"]
 
@@ -38,6 +39,9 @@ MESSAGE_FIELDS = {
 #: Fields of a returned assistant message that are accepted back and not passed to the model.
 RESPONSE_ONLY_FIELDS = ("refusal", "annotations", "audio", "parsed", "reasoning_content", "reasoning")
 _IMAGE_DETAILS = ("auto", "low", "high")
+#: Non-text parts a user turn may carry, and the shape each holds (passed on to models that take them).
+MEDIA_PARTS = {"image_url": '{"url", "detail"?}', "input_audio": '{"data", "format"}',
+               "file": '{"file_id"} or {"file_data", "filename"}'}
 
 
 def parse_messages(messages: Any) -> tuple[Message, ...]:
@@ -63,7 +67,7 @@ def _message(index: int, raw: Any, earlier: list[Message]) -> Message:
     name = _optional_str(raw.get("name"), f"{where}.name")
     if role == "assistant":
         return _assistant(where, raw, name, index)
-    content, images = _content(where, raw.get("content"), allow_images=role == "user")
+    content, media = _content(where, raw.get("content"), allow_media=role == "user")
     if role == "function":
         return Message(role="tool", content=content, tool_call_id=_function_call_id(earlier, name, where), name=name)
     if role == "tool":
@@ -71,7 +75,7 @@ def _message(index: int, raw: Any, earlier: list[Message]) -> Message:
         if not isinstance(tool_call_id, str):
             raise BadRequestError("tool messages need a string 'tool_call_id'", param=f"{where}.tool_call_id")
         return Message(role="tool", content=content, tool_call_id=tool_call_id, name=name)
-    return Message(role="system" if role == "developer" else role, content=content, name=name, images=images)
+    return Message(role="system" if role == "developer" else role, content=content, name=name, media=media)
 
 
 def _assistant(where: str, raw: Mapping[str, Any], name: str | None, index: int) -> Message:
@@ -79,7 +83,7 @@ def _assistant(where: str, raw: Mapping[str, Any], name: str | None, index: int)
     if raw.get("function_call") is not None:
         calls = (*calls, _legacy_call(where, raw["function_call"], index))
     content = raw.get("content")
-    text = "" if content is None else _content(where, content, allow_images=False)[0]
+    text = "" if content is None else _content(where, content, allow_media=False)[0]
     return Message(role="assistant", content=text, tool_calls=calls, name=name)
 
 
@@ -93,38 +97,40 @@ def _check_fields(where: str, role: str, raw: Mapping[str, Any]) -> None:
                               param=f"{where}.{key}")
 
 
-def _content(where: str, content: Any, *, allow_images: bool) -> tuple[str, tuple[ImagePart, ...]]:
+def _content(where: str, content: Any, *, allow_media: bool) -> tuple[str, tuple[MediaPart, ...]]:
     if isinstance(content, str):
         return content, ()
     if isinstance(content, list) and content:
         texts: list[str] = []
-        images: list[ImagePart] = []
+        media: list[MediaPart] = []
         for i, part in enumerate(content):
-            _part(f"{where}.content[{i}]", part, texts, images, allow_images=allow_images)
-        return "".join(texts), tuple(images)
+            _part(f"{where}.content[{i}]", part, texts, media, allow_media=allow_media)
+        return "".join(texts), tuple(media)
     raise BadRequestError("must be a string or a non-empty list of content parts", param=f"{where}.content")
 
 
-def _part(where: str, part: Any, texts: list[str], images: list[ImagePart], *, allow_images: bool) -> None:
+def _part(where: str, part: Any, texts: list[str], media: list[MediaPart], *, allow_media: bool) -> None:
     kind = part.get("type") if isinstance(part, Mapping) else None
     if kind in ("text", "refusal") and isinstance(part.get(kind), str):
         texts.append(part[kind])
-    elif kind == "image_url" and allow_images:
-        images.append(_image(where, part.get("image_url")))
+    elif kind in MEDIA_PARTS and allow_media:
+        _check_media(where, kind, part)
+        media.append(MediaPart(kind=kind, part=dict(part), param=where))
     else:
         shown = _show(kind) if isinstance(part, Mapping) else f"a {type(part).__name__}"
-        accepted = "text and image_url parts" if allow_images else "text parts"
+        accepted = f"text, {', '.join(MEDIA_PARTS)} parts" if allow_media else "text parts"
         raise BadRequestError(f"unsupported content part {shown}: this message accepts {accepted}", param=where)
 
 
-def _image(where: str, image: Any) -> ImagePart:
-    url = image.get("url") if isinstance(image, Mapping) else None
-    if not isinstance(url, str) or not url:
-        raise BadRequestError('must be {"url": "https://… or data:…"}', param=f"{where}.image_url")
-    detail = image.get("detail")
-    if detail is not None and detail not in _IMAGE_DETAILS:
-        raise BadRequestError(f"must be one of {', '.join(_IMAGE_DETAILS)}", param=f"{where}.image_url.detail")
-    return ImagePart(url=url, detail=detail, param=where)
+def _check_media(where: str, kind: str, part: Mapping[str, Any]) -> None:
+    body = part.get(kind)
+    if not isinstance(body, Mapping):
+        raise BadRequestError(f"must be an object ({MEDIA_PARTS[kind]})", param=f"{where}.{kind}")
+    if kind == "image_url":
+        if not isinstance(body.get("url"), str) or not body["url"]:
+            raise BadRequestError('must be {"url": "https://… or data:…"}', param=f"{where}.image_url")
+        if body.get("detail") is not None and body["detail"] not in _IMAGE_DETAILS:
+            raise BadRequestError(f"must be one of {', '.join(_IMAGE_DETAILS)}", param=f"{where}.image_url.detail")
 
 
 def _tool_calls(where: str, raw: Any) -> tuple[ToolCall, ...]:

@@ -162,12 +162,14 @@ def _token_id(key: str) -> int:
 
 
 def _tools(values: Mapping[str, Any]) -> Any:
-    from agent._tool_params import parse_legacy_functions, parse_tool_choice, parse_tools
+    from agent._tool_params import apply_allowed_tools, parse_legacy_functions, parse_tool_choice, parse_tools
 
     config = parse_tools(values["tools"])
     if values["functions"] is not None:
         config = config.merged(parse_legacy_functions(values["functions"]))
     choice = values["tool_choice"] if values["function_call"] is None else _legacy_choice(values["function_call"])
+    if isinstance(choice, Mapping) and choice.get("type") == "allowed_tools":
+        return apply_allowed_tools(config, choice)
     return dataclasses.replace(config, choice=parse_tool_choice(choice))
 
 

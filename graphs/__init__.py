@@ -31,7 +31,7 @@ from graphs._toolbox import BUILTIN_TOOLS, PLANNED_BUILTINS, TOOL_CHOICES, ToolC
 from graphs.errors import GraphLimitError, ModelError, NotFoundError, OutputValidationError, ToolsetError
 from graphs.model import (
     Capabilities,
-    ImagePart,
+    MediaPart,
     Message,
     ModelBackend,
     ModelEvent,
@@ -55,9 +55,9 @@ __all__ = [
     "ChatRequest",
     "GenerationStarted",
     "GraphLimitError",
-    "ImagePart",
     "ImagesFound",
     "JsonFormat",
+    "MediaPart",
     "Message",
     "ModelBackend",
     "ModelError",

@@ -21,7 +21,7 @@ from tools import ToolDefinition
 
 __all__ = [
     "Capabilities",
-    "ImagePart",
+    "MediaPart",
     "Message",
     "ModelBackend",
     "ModelEvent",
@@ -48,28 +48,29 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
-class ImagePart:
-    """An image in a user turn: its URL (``https:`` or ``data:``) and OpenAI's ``detail`` hint.
+class MediaPart:
+    """A non-text content part of a user turn, as the caller sent it: ``kind`` is OpenAI's part type
+    (``image_url``, ``input_audio``, ``file``) and ``part`` the whole part object.
 
     ``param`` is where the caller put it (``messages[1].content[2]``), for an error that names it
-    when the model cannot see images.
+    when the model cannot take it.
     """
 
-    url: str
-    detail: str | None = None
+    kind: str
+    part: dict[str, Any]
     param: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One conversation turn; ``images`` follow the text of a user turn (for models that see images)."""
+    """One conversation turn; ``media`` follow the text of a user turn (for models that take them)."""
 
     role: Role
     content: str
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
-    images: tuple[ImagePart, ...] = ()
+    media: tuple[MediaPart, ...] = ()
 
 
 #: A function the model may call: name, description, JSON-schema parameters (and an optional per-call
@@ -183,6 +184,9 @@ class Capabilities:
     json_object: bool = False
     #: Whether the model reads images in user turns (``image_url`` content parts).
     vision: bool = False
+    #: Whether requests go to an upstream service that takes OpenAI's own fields and parts (audio,
+    #: files, moderation…) as they are; a local model refuses what it cannot honour.
+    upstream: bool = False
 
 
 class ModelBackend(abc.ABC):

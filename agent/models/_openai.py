@@ -63,7 +63,7 @@ MAX_RETRY_AFTER = 60.0
 #: Statuses worth another attempt, besides every 5xx.
 RETRYABLE_STATUS_CODES = frozenset({408, 409, 429})
 #: What an OpenAI-compatible server is assumed to support unless told otherwise.
-DEFAULT_CAPABILITIES = Capabilities(tool_calling=True, json_schema=True, json_object=True)
+DEFAULT_CAPABILITIES = Capabilities(tool_calling=True, json_schema=True, json_object=True, vision=True, upstream=True)
 
 Sleep = Callable[[float], Awaitable[None]]
 

@@ -182,12 +182,9 @@ def _optional_sampling(sampling: SamplingParams) -> dict[str, Any]:
 
 def _wire_message(message: Message) -> dict[str, Any]:
     wire: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.images:
-        parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}] if message.content else []
-        for image in message.images:
-            url: dict[str, Any] = {"url": image.url, **({"detail": image.detail} if image.detail else {})}
-            parts.append({"type": "image_url", "image_url": url})
-        wire["content"] = parts
+    if message.media:
+        text: list[dict[str, Any]] = [{"type": "text", "text": message.content}] if message.content else []
+        wire["content"] = [*text, *(dict(part.part) for part in message.media)]
     if message.tool_calls:
         # OpenAI wants null (not "") content beside tool calls.
         wire["content"] = message.content or None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,13 +27,11 @@ os.environ.setdefault("LANGCHAIN_TRACING_V2", "false")
 os.environ.setdefault("LANGSMITH_TRACING", "false")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-# Reuse the server tests' loopback uvicorn harness rather than copying it.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "test_server"))
-from fakes import FakeSearch
-from server_harness import ServerThread
 from starlette.types import Message, Receive, Scope, Send
 
 import agent
+from tests.agent.server.server_harness import ServerThread  # the server tests' loopback uvicorn harness
+from tests.fakes import FakeSearch
 
 MODEL = "compat-model"
 API_KEY = "sk-compat-0123456789"

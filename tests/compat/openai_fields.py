@@ -239,8 +239,8 @@ FIELDS: list[FieldSpec] = [
     field("tools.custom", "array of tool objects", 'custom tools: {"type": "custom", "custom": {name, '
           'description?, format?: text | grammar(lark|regex)}}', None, "Custom (free-text/grammar) tools.",
           [{"tools": [TOOLS["custom_text"]]}, {"tools": [TOOLS["custom_grammar"]]},
-           {"tools": [TOOLS["custom_text"]], "tool_choice": TOOL_CHOICES["named_custom"]}], "400",
-          notes="locally: a 400 naming tools[i] until custom tools are mapped (a regex grammar could be)"),
+           {"tools": [TOOLS["custom_text"]], "tool_choice": TOOL_CHOICES["named_custom"]}], "400", "400",
+          notes="a 400 naming tools[i] everywhere: the graph runs and returns function calls only"),
     field("top_logprobs", "integer | null", "0 .. 20; needs logprobs: true", None,
           "How many most likely alternatives to return per token.",
           [{"logprobs": True, "top_logprobs": 3}], "applied"),
@@ -335,7 +335,7 @@ MESSAGE_EXAMPLES: list[MessageExample] = [
     _example("assistant_refusal_part", [_USER, {"role": "assistant", "content": [CONTENT_PARTS["refusal"]]}, _USER]),
     _example("assistant_name", [_USER, {"role": "assistant", "name": "bot", "content": "Hello"}, _USER]),
     _example("assistant_audio_id", [_USER, {"role": "assistant", "content": "Hello", "audio": {"id": "audio_1"}},
-                                    _USER], "400", param="messages[1].audio"),
+                                    _USER]),  # a response-only field: accepted back, not passed on
     _example("assistant_tool_calls_then_tool", [
         _USER, {"role": "assistant", "content": None, "tool_calls": [_CALL]},
         {"role": "tool", "tool_call_id": "call_1", "content": '{"sky": "sunny"}'}]),
@@ -345,7 +345,7 @@ MESSAGE_EXAMPLES: list[MessageExample] = [
     _example("assistant_custom_tool_call", [
         _USER, {"role": "assistant", "content": None, "tool_calls": [
             {"id": "call_2", "type": "custom", "custom": {"name": "run_sql", "input": "SELECT 1"}}]},
-        {"role": "tool", "tool_call_id": "call_2", "content": "1"}], "400", param="messages[1].tool_calls[0]"),
+        {"role": "tool", "tool_call_id": "call_2", "content": "1"}], "400", "400", param="messages[1].tool_calls[0]"),
     _example("function_role", [
         _USER, {"role": "assistant", "content": None,
                 "function_call": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},

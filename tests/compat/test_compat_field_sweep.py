@@ -18,40 +18,18 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import ANSWER, API_KEY, MODEL, PERSON, Compat
-from openai_fields import FIELDS, MESSAGE_EXAMPLES, SERVER_EXTRAS, FieldSpec, MessageExample
-from server_harness import ServerThread
 
 from agent import ScriptedModel
+from tests.agent.server.server_harness import ServerThread
+from tests.compat.conftest import ANSWER, API_KEY, MODEL, PERSON, Compat
+from tests.compat.openai_fields import FIELDS, MESSAGE_EXAMPLES, SERVER_EXTRAS, FieldSpec, MessageExample
 
 USER = [{"role": "user", "content": "Hi"}]
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 
 # Case ids (field[i] / messages:id) that today's server gets wrong; measured 2026-12-02 on `compat`.
-FAILING_TODAY_UPSTREAM: set[str] = {
-    "audio[0]", "function_call[0]", "function_call[1]", "functions[0]", "logit_bias[0]", "logprobs[0]",
-    "logprobs[1]", "max_completion_tokens[0]", "messages:assistant_annotations", "messages:assistant_audio_id",
-    "messages:assistant_custom_tool_call", "messages:assistant_refusal", "messages:assistant_refusal_part",
-    "messages:developer", "messages:developer_name_parts", "messages:function_role", "messages:user_file",
-    "messages:user_image_data_url", "messages:user_image_url", "messages:user_input_audio", "metadata[0]",
-    "min_p[0]", "modalities[0]", "moderation[0]", "n[1]", "parallel_tool_calls[0]", "parallel_tool_calls[1]",
-    "prediction[0]", "prediction[1]", "prompt_cache_key[0]", "prompt_cache_options[0]", "prompt_cache_retention[0]",
-    "reasoning_effort[0]", "repetition_penalty[0]", "response_format[3]", "safety_identifier[0]", "seed[0]",
-    "service_tier[0]", "service_tier[1]", "stop[0]", "stop[1]", "stop[2]", "store[0]", "store[1]",
-    "stream_options[1]", "tool_choice[4]", "tools.custom[0]", "tools.custom[1]", "tools.custom[2]", "tools[1]",
-    "top_k[0]", "top_logprobs[0]", "user[0]", "verbosity[0]", "web_search_options[0]", "web_search_options[1]",
-}
-FAILING_TODAY_LOCAL: set[str] = {
-    "function_call[0]", "function_call[1]", "functions[0]", "logit_bias[0]", "logprobs[0]", "logprobs[1]",
-    "max_completion_tokens[0]", "messages:assistant_annotations", "messages:assistant_refusal",
-    "messages:assistant_refusal_part", "messages:developer", "messages:developer_name_parts",
-    "messages:function_role", "metadata[0]", "min_p[0]", "modalities[0]", "n[1]", "parallel_tool_calls[0]",
-    "parallel_tool_calls[1]", "prediction[0]", "prediction[1]", "prompt_cache_key[0]", "prompt_cache_options[0]",
-    "prompt_cache_retention[0]", "reasoning_effort[0]", "repetition_penalty[0]", "response_format[3]",
-    "safety_identifier[0]", "seed[0]", "service_tier[0]", "service_tier[1]", "stop[0]", "stop[1]", "stop[2]",
-    "store[0]", "store[1]", "stream_options[1]", "tool_choice[4]", "top_k[0]", "top_logprobs[0]", "verbosity[0]",
-    "web_search_options[0]", "web_search_options[1]",
-}
+FAILING_TODAY_UPSTREAM: set[str] = set()
+FAILING_TODAY_LOCAL: set[str] = set()
 REASON = "issue 9: field not accepted/forwarded yet"
 
 
@@ -123,16 +101,34 @@ def _forwarded(name: str, value: Any, body: dict[str, Any], example: dict[str, A
         return body.get("function_call") == value or body.get("tool_choice") == wanted
     if name == "response_format" and value["type"] == "text":
         return body.get(name, value) == value
+    if name == "response_format" and value["type"] == "json_schema" and "schema" not in value["json_schema"]:
+        return body.get(name) in ({"type": "json_object"}, value)  # no schema: any JSON object
+    if name == "tool_choice" and isinstance(value, dict) and value.get("type") == "allowed_tools":
+        allowed = {t["function"]["name"] for t in value["allowed_tools"]["tools"]}
+        offered = {t["function"]["name"] for t in body.get("tools") or []}
+        return body.get(name) == value["allowed_tools"]["mode"] and offered <= allowed  # the same choice, applied
     if name == "response_format" and value["type"] == "json_schema":
         got = (body.get(name) or {}).get("json_schema") or {}
         return all(got.get(k) == v for k, v in value["json_schema"].items())
+    if name == "stop" and isinstance(value, str):
+        return body.get(name) == [value]  # one stop string is a list of one, as the upstream reads it
+    if value is None or (name in _DEFAULTS and _DEFAULTS[name] == value):
+        return body.get(name, value) == value  # null / the default: sending nothing means the same
     return name in body and body[name] == value
+
+
+# Values that mean "the default": an upstream that is not sent them behaves the same.
+_DEFAULTS: dict[str, Any] = {"logprobs": False, "parallel_tool_calls": True}
 
 
 @pytest.mark.parametrize(("spec", "example"), _field_cases("upstream"))
 def test_field_is_accepted_and_forwarded_upstream(shared_compat: Compat, spec: FieldSpec,
                                                   example: dict[str, Any]) -> None:
     response = _post(shared_compat.server.url, {"model": MODEL, "messages": USER, **example})
+    if spec["upstream"] == "400":
+        assert response.status_code == 400, response.text
+        assert any((response.json()["error"]["param"] or "").startswith(k) for k in example), response.text
+        return
     assert response.status_code == 200, response.text
     assert _answer(response, example) == _expected(example)
     if spec["upstream"] == "forwarded":
@@ -163,15 +159,23 @@ def test_field_on_the_local_model(local_server: tuple[ServerThread, ScriptedMode
 @pytest.mark.parametrize("example", _message_cases("upstream"))
 def test_message_shape_is_accepted_and_forwarded_upstream(shared_compat: Compat, example: MessageExample) -> None:
     response = _post(shared_compat.server.url, {"model": MODEL, "messages": example["messages"]})
+    if example["upstream"] == "400":
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["param"] == example["param"]
+        return
     assert response.status_code == 200, response.text
     assert _content(response, False).strip() == ANSWER
     sent = shared_compat.forwarded[-1]["messages"]
     assert len(sent) == len(example["messages"])
     for ours, theirs in zip(example["messages"], sent, strict=True):
-        assert theirs["role"] == ours["role"] or (ours["role"], theirs["role"]) == ("developer", "system")
+        # developer -> system (every upstream knows it); the deprecated function role -> tool.
+        assert theirs["role"] == ours["role"] or (ours["role"], theirs["role"]) in (("developer", "system"),
+                                                                                     ("function", "tool"))
         parts = ours.get("content")
-        if isinstance(parts, list) and any(p.get("type") != "text" for p in parts):
+        if isinstance(parts, list) and any(p.get("type") not in ("text", "refusal") for p in parts):
             assert theirs["content"] == parts  # images/audio/files travel on unchanged
+        elif isinstance(parts, list) and ours["role"] == "assistant":  # a refusal part: its text
+            assert theirs["content"] == "".join(p.get("text") or p.get("refusal") for p in parts)
 
 
 @pytest.mark.parametrize("example", _message_cases("local"))

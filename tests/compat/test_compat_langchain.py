@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-from conftest import ANSWER, API_KEY, MODEL, PERSON, Compat, Reply
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
+
+from tests.compat.conftest import ANSWER, API_KEY, MODEL, PERSON, Compat, Reply
 
 
 class Person(BaseModel):
@@ -36,14 +36,12 @@ def test_invoke_works_today(compat: Compat) -> None:
     assert set(compat.sent[-1]) == {"model", "messages", "stream"}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: max_tokens= is sent as max_completion_tokens (400)")
 def test_invoke_with_max_tokens(compat: Compat) -> None:
     assert chat(compat, max_tokens=50).invoke("Hi").content == ANSWER
     assert compat.sent[-1]["max_completion_tokens"] == 50
     assert 50 in (compat.forwarded[-1].get("max_completion_tokens"), compat.forwarded[-1].get("max_tokens"))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: stop/seed refused (400)")
 def test_invoke_with_stop_and_seed(compat: Compat) -> None:
     assert chat(compat, stop=["END"], seed=7).invoke("Hi").content == ANSWER
     assert compat.forwarded[-1]["stop"] == ["END"]
@@ -55,7 +53,6 @@ def test_stream_works_today(compat: Compat) -> None:
     assert compat.sent[-1]["stream"] is True
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: max_completion_tokens / stream_options framing")
 def test_stream_with_max_tokens_and_usage(compat: Compat) -> None:
     chunks = list(chat(compat, max_tokens=50, stream_usage=True).stream("Hi"))
     assert "".join(str(c.content) for c in chunks) == ANSWER
@@ -72,7 +69,6 @@ def test_bind_tools_works_today(compat: Compat) -> None:
     assert compat.forwarded[-1]["tools"][0]["function"]["name"] == "get_weather"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: parallel_tool_calls refused (400)")
 def test_bind_tools_without_parallel_calls(compat: Compat) -> None:
     compat.upstream.script = [Reply(tool_calls=[("get_weather", {"city": "Paris"})])]
     message = chat(compat).bind_tools([get_weather], parallel_tool_calls=False).invoke("Weather in Paris?")
@@ -87,7 +83,6 @@ def test_structured_output_json_schema_works_today(compat: Compat) -> None:
     assert compat.forwarded[-1]["response_format"]["json_schema"]["name"] == "Person"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: function_calling always sends parallel_tool_calls (400)")
 def test_structured_output_function_calling(compat: Compat) -> None:
     compat.upstream.script = [Reply(tool_calls=[("Person", PERSON)])]
     structured = chat(compat).with_structured_output(Person, method="function_calling")
@@ -113,7 +108,6 @@ def test_langgraph_react_agent_works_today(compat: Compat) -> None:
     assert tool_result["role"] == "tool" and json.loads(tool_result["content"])["sky"] == "sunny"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: max_completion_tokens refused (400)")
 def test_langgraph_react_agent_with_max_tokens(compat: Compat) -> None:
     from langgraph.prebuilt import create_react_agent
 

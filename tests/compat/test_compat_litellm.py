@@ -8,7 +8,8 @@ from typing import Any
 
 import litellm
 import pytest
-from conftest import ANSWER, API_KEY, MODEL, Compat, Reply
+
+from tests.compat.conftest import ANSWER, API_KEY, MODEL, Compat, Reply
 
 QUESTION = [{"role": "user", "content": "Hi"}]
 WEATHER: Any = {"type": "function", "function": {
@@ -47,8 +48,6 @@ FIELDS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: max_completion_tokens/stop/seed refused (400), "
-                   "even with drop_params")
 @pytest.mark.parametrize("fields", FIELDS.values(), ids=FIELDS.keys())
 def test_completion_with_fields(compat: Compat, fields: dict[str, Any]) -> None:
     assert complete(compat, **fields).choices[0].message.content == ANSWER

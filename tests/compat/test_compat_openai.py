@@ -9,7 +9,8 @@ from typing import Any
 
 import openai
 import pytest
-from conftest import ANSWER, API_KEY, MODEL, Compat, Reply
+
+from tests.compat.conftest import ANSWER, API_KEY, MODEL, Compat, Reply
 
 USER: Any = [{"role": "user", "content": "Hi"}]
 WEATHER: Any = {"type": "function", "function": {
@@ -38,7 +39,6 @@ FIELD_CASES = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: openai fields answered 400 (unknown parameter)")
 @pytest.mark.parametrize("fields", FIELD_CASES.values(), ids=FIELD_CASES.keys())
 def test_create_with_fields_sdk_users_set(compat: Compat, fields: dict[str, Any]) -> None:
     response = client(compat).chat.completions.create(model=MODEL, messages=USER, **fields)
@@ -52,7 +52,6 @@ def test_create_with_fields_sdk_users_set(compat: Compat, fields: dict[str, Any]
             assert forwarded[name] == value
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: the developer role is refused (400)")
 def test_developer_role(compat: Compat) -> None:
     messages: Any = [{"role": "developer", "content": "Answer briefly."}, *USER]
     response = client(compat).chat.completions.create(model=MODEL, messages=messages)
@@ -62,7 +61,6 @@ def test_developer_role(compat: Compat) -> None:
     assert first["content"] == "Answer briefly."
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: GET /v1/models/{id} is a 404")
 def test_models_retrieve(compat: Compat) -> None:
     model = client(compat).models.retrieve(MODEL)
     assert model.id == MODEL
@@ -78,8 +76,6 @@ def test_stream_works_today(compat: Compat) -> None:
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == ANSWER
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: include_usage puts usage on the finish chunk, not a "
-                   "separate last chunk with choices: []")
 def test_stream_include_usage_as_openai_sends_it(compat: Compat) -> None:
     stream = client(compat).chat.completions.create(model=MODEL, messages=USER, stream=True,
                                                     stream_options={"include_usage": True})
@@ -100,7 +96,6 @@ def test_stream_helper_works_today(compat: Compat) -> None:
     assert compat.sent[-1]["stream"] is True
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: system_fingerprint is never sent")
 def test_system_fingerprint(compat: Compat) -> None:
     response = client(compat).chat.completions.create(model=MODEL, messages=USER)
     assert response.system_fingerprint
@@ -110,7 +105,6 @@ def cited_upstream(body: dict[str, Any]) -> str:
     return "Kubrick directed it [1]." if body["messages"][-1]["role"] == "user" else "2001 director"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: an echoed assistant message with annotations is a 400")
 def test_cited_answer_sent_back_next_turn(compat: Compat) -> None:
     compat.upstream.script = [cited_upstream]
     api = client(compat)

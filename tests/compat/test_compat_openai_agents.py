@@ -8,10 +8,10 @@ import json
 from typing import Any
 
 import openai
-import pytest
 from agents import Agent, ModelSettings, OpenAIChatCompletionsModel, Runner, function_tool, set_tracing_disabled
-from conftest import ANSWER, API_KEY, MODEL, PERSON, Compat, Reply
 from pydantic import BaseModel
+
+from tests.compat.conftest import ANSWER, API_KEY, MODEL, PERSON, Compat, Reply
 
 set_tracing_disabled(True)
 
@@ -58,7 +58,6 @@ def test_function_tool_works_today(compat: Compat) -> None:
     assert CALLS == ["Paris"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: parallel_tool_calls=False refused (400)")
 def test_function_tool_without_parallel_calls(compat: Compat) -> None:
     compat.upstream.script = [weather_script]
     agent = Agent(name="weather", instructions="Use tools.", model=model(compat), tools=[get_weather],
@@ -76,7 +75,6 @@ def test_output_type_works_today(compat: Compat) -> None:
     assert compat.forwarded[-1]["response_format"]["json_schema"]["strict"] is True
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: max_tokens/store/metadata as the SDK sends them")
 def test_run_with_model_settings(compat: Compat) -> None:
     settings = ModelSettings(max_tokens=50, store=False, metadata={"run": "compat"}, include_usage=True)
     agent = Agent(name="helper", instructions="Be brief.", model=model(compat), model_settings=settings)

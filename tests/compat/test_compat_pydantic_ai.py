@@ -8,11 +8,12 @@ import json
 from typing import Any
 
 import pytest
-from conftest import ANSWER, API_KEY, MODEL, PERSON, Compat, Reply
 from pydantic import BaseModel
 from pydantic_ai import Agent
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
+
+from tests.compat.conftest import ANSWER, API_KEY, MODEL, PERSON, Compat, Reply
 
 
 class Person(BaseModel):
@@ -40,8 +41,6 @@ SETTINGS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: pydantic-ai settings sent as max_completion_tokens/seed/stop/"
-                   "parallel_tool_calls (400)")
 @pytest.mark.parametrize("settings", SETTINGS.values(), ids=SETTINGS.keys())
 def test_run_with_model_settings(compat: Compat, settings: dict[str, Any]) -> None:
     agent = Agent(model(compat), model_settings=settings)  # type: ignore[arg-type]

@@ -15,8 +15,9 @@ from typing import Any
 
 import openai
 import pytest
-from conftest import API_KEY, MODEL, PERSON, Compat
 from pydantic import BaseModel
+
+from tests.compat.conftest import API_KEY, MODEL, PERSON, Compat
 
 QUESTION: Any = [{"role": "user", "content": "Who wrote the first program?"}]
 SCHEMA: dict[str, Any] = {
@@ -103,7 +104,6 @@ PATHS: dict[str, tuple[Callable[[Compat], Any], str]] = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason=REASON)
 @pytest.mark.parametrize(("path", "first_attempt"), PATHS.values(), ids=PATHS.keys())
 def test_streamed_json_content_is_one_valid_document(compat: Compat, path: Callable[[Compat], Any],
                                                      first_attempt: str) -> None:
