@@ -10,6 +10,7 @@
     │   └── SchemaError                 a JSON schema cannot be used (.errors: JSON Pointer + message)
     │       ├── InvalidSchemaError      it breaks its metaschema, or a local $ref points nowhere
     │       └── UnsupportedSchemaError  valid, but refused: remote $ref, too large, too deep, unknown dialect
+    │           └── SchemaBudgetError   checking or using it would cost more than a budget allows (.budget, .limit)
     ├── SearchError                     a search failed at run time (.backend, .query)
     │   ├── SearchUnavailableError      the backend cannot be reached (network down, circuit open)
     │   └── SearchRateLimitedError      the backend is rate limiting us (.retry_after)
@@ -27,6 +28,7 @@ __all__ = [
     "InvalidSchemaError",
     "McpConnectionError",
     "McpError",
+    "SchemaBudgetError",
     "SchemaError",
     "SearchError",
     "SearchRateLimitedError",
@@ -141,3 +143,16 @@ class McpConnectionError(McpError):
     def __init__(self, message: str, *, server: str, stderr: str = "") -> None:
         super().__init__(message, server=server, code=None)
         self.stderr = stderr
+
+
+class SchemaBudgetError(UnsupportedSchemaError):
+    """Checking or using the schema would cost more than a budget allows (see ``tools._schema_budget``).
+
+    ``budget`` names the budget (``"expanded subschemas"``, ``"schema nodes"``, ``"validation time"``…),
+    ``limit`` is its value; ``errors`` holds the JSON Pointer into the schema where it was exceeded.
+    """
+
+    def __init__(self, message: str, *, budget: str, limit: float, errors: list[dict[str, str]]) -> None:
+        super().__init__(message, errors=errors)
+        self.budget = budget
+        self.limit = limit

@@ -1,0 +1,267 @@
+"""Cost bounds on everything done with a JSON schema, decided before the work starts.
+
+A schema is a program: a 2 KB document of ``$defs`` that each ``anyOf`` two references to the next
+one describes 2^25 alternatives, and jsonschema explores (and keeps the errors of) every one of them
+on a value that matches none. So before any such work, the schema is measured against budgets that
+bound it, and refused when over one with a :class:`~tools.SchemaBudgetError` naming the budget, its
+limit and (in ``errors``) the JSON Pointer where the budget was exceeded:
+
+* **The document** (:func:`check_document`, one iterative pass, no recursion): ``MAX_SCHEMA_DEPTH``
+  levels, ``MAX_SCHEMA_NODES`` JSON values, ``MAX_SCHEMA_PROPERTIES`` entries in one ``properties``
+  or ``patternProperties`` object, ``MAX_PROPERTIES_CUBED`` for all of them together. These bound
+  the metaschema check and anything linear in the schema (copying it, building a grammar from it).
+  ``MAX_SCHEMA_CHARS`` bounds its JSON text.
+* **The expansion** (:func:`check_expansion`): the number of subschemas the schema has once every
+  ``$ref`` is replaced by what it points to, at most ``MAX_EXPANDED_SUBSCHEMAS``. This is what
+  validation, the probe and grammar building can end up walking. It is computed on the reference
+  graph with one memoised size per subschema, so its own cost is linear in the document, and it
+  stops as soon as the budget is passed. A reference back into a subschema still being measured
+  (recursion: a tree, a linked list) counts as one: validation only follows it by descending into
+  the value, which is finite. The same measure restricted to keywords that stay at one place of the
+  value (``anyOf``, ``$ref``…) is held to the much smaller ``MAX_IN_PLACE_SUBSCHEMAS``: it bounds
+  what a single place costs, and real schemas grow through ``properties`` instead.
+* **Time** (:func:`deadline` around validation and the metaschema check): whatever still costs too
+  much stops after ``VALIDATION_DEADLINE_SECONDS`` (:func:`bounded_validator_class` checks the
+  deadline on every keyword jsonschema evaluates) with :class:`DeadlineExceeded`.
+
+Thread safety: the budgets are plain functions of their arguments and the deadline is a
+``ContextVar``, so each thread (each asyncio task) has its own; compiling or validating in a worker
+thread is safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from jsonschema.validators import extend
+
+from tools._exceptions import SchemaBudgetError
+
+__all__ = [
+    "MAX_EXPANDED_SUBSCHEMAS",
+    "MAX_IN_PLACE_SUBSCHEMAS",
+    "MAX_PROPERTIES_CUBED",
+    "MAX_SCHEMA_CHARS",
+    "MAX_SCHEMA_DEPTH",
+    "MAX_SCHEMA_NODES",
+    "MAX_SCHEMA_PROPERTIES",
+    "VALIDATION_DEADLINE_SECONDS",
+    "DeadlineExceeded",
+    "bounded_validator_class",
+    "check_chars",
+    "check_document",
+    "check_expansion",
+    "deadline",
+    "escape",
+    "over_budget",
+    "time_budget_message",
+]
+
+#: Largest schema accepted, in characters of compact canonical JSON (real-world schemas such as
+#: Kubernetes' reach ~160k).
+MAX_SCHEMA_CHARS = 256 * 1024
+#: Deepest nesting of objects/arrays in a schema document (real-world schemas stay under 20).
+MAX_SCHEMA_DEPTH = 64
+#: JSON values (objects, arrays, strings, numbers…; object keys not counted) in a schema document.
+#: The metaschema check costs ~50 µs per value (so ≤ ~1 s here); the largest schema of the
+#: JSONSchemaBench sample (/work/shared/jsonschemabench-sample, 300 schemas) has 4,944.
+MAX_SCHEMA_NODES = 20_000
+#: Entries of one ``properties``/``patternProperties`` object (the sample's largest has 201).
+MAX_SCHEMA_PROPERTIES = 512
+#: The sum of n³ over the schema's ``properties`` objects of n entries. llama.cpp's grammar builder
+#: takes time cubic in an object's optional properties (0.07 s at 256, 0.4 s at 512), so this bounds
+#: the grammar of the whole schema to about that of one object of ``MAX_SCHEMA_PROPERTIES``.
+MAX_PROPERTIES_CUBED = MAX_SCHEMA_PROPERTIES**3
+#: Subschemas of the schema with every ``$ref`` replaced by its target (recursion counted once):
+#: the work validation can be made to do per value (~15 µs per subschema when every branch fails).
+#: The largest in the sample is 54,875 (WashingtonPost wp_17); the hostile schemas of issue 10
+#: expand to ~2^15 … 2^26 and 10^7.
+MAX_EXPANDED_SUBSCHEMAS = 100_000
+#: The same, following only the keywords that apply at the same place in the value (``$ref``,
+#: ``allOf``, ``anyOf``, ``oneOf``, ``not``, ``if``/``then``/``else``, ``dependentSchemas``): what
+#: one place of any value, ``{}`` included, can be made to cost. When every branch fails (and
+#: jsonschema keeps every branch's errors), 4,000 cost ~0.1 s; the sample's largest is 50.
+MAX_IN_PLACE_SUBSCHEMAS = 4_000
+#: Time one validation (of an output, or of the schema against its metaschema) may take.
+VALIDATION_DEADLINE_SECONDS = 2.0
+
+#: Budget names, as they appear in messages and in :attr:`SchemaBudgetError.budget`.
+_CHARS, _DEPTH, _NODES, _PROPERTIES, _CUBED, _EXPANSION, _IN_PLACE, _TIME = (
+    "schema size", "schema depth", "schema nodes", "properties per object", "properties cubed",
+    "expanded subschemas", "in-place subschemas", "validation time",
+)
+_PROPERTY_MAPS = ("properties", "patternProperties")
+
+_deadline: ContextVar[float | None] = ContextVar("studiolm_schema_deadline", default=None)
+
+
+class DeadlineExceeded(Exception):
+    """Raised inside a validation that ran past its :func:`deadline` (caught by the caller)."""
+
+
+def over_budget(budget: str, limit: float, path: str, what: str) -> NoReturn:
+    """Raise the :class:`SchemaBudgetError` for ``budget`` (``what`` says what was found at ``path``)."""
+    message = f"{what}; the limit is {_number(limit)} (budget: {budget})"
+    where = f" at {path}" if path else ""
+    raise SchemaBudgetError(f"unsupported JSON schema{where}: {message}", budget=budget, limit=limit,
+                            errors=[{"path": path, "message": message}])
+
+
+# --- the document --------------------------------------------------------------------------------
+
+
+def check_document(schema: Any) -> None:
+    """Refuse a schema over the depth, node or properties budgets; iterative, stops early."""
+    nodes = cubed = 0
+    stack: list[tuple[Any, int, str]] = [(schema, 1, "")]
+    while stack:
+        node, depth, path = stack.pop()
+        nodes += 1
+        if nodes > MAX_SCHEMA_NODES:
+            over_budget(_NODES, MAX_SCHEMA_NODES, "", f"the schema has more than {MAX_SCHEMA_NODES} JSON values")
+        if isinstance(node, Mapping):
+            cubed += _check_width(node, path)
+            if cubed > MAX_PROPERTIES_CUBED:
+                over_budget(_CUBED, MAX_PROPERTIES_CUBED, path, "the schema's properties objects are too large "
+                            "together (the sum of the cubes of their sizes)")
+            items: Iterable[tuple[Any, Any]] = node.items()
+        elif isinstance(node, list):
+            items = enumerate(node)
+        else:
+            continue
+        if depth > MAX_SCHEMA_DEPTH:
+            over_budget(_DEPTH, MAX_SCHEMA_DEPTH, path, f"the schema is nested deeper than {MAX_SCHEMA_DEPTH} levels")
+        stack.extend((child, depth + 1, f"{path}/{escape(str(key))}") for key, child in items)
+
+
+def _check_width(node: Mapping[Any, Any], path: str) -> int:
+    """Refuse a properties object over ``MAX_SCHEMA_PROPERTIES``; the cube of its size otherwise."""
+    cubed = 0
+    for key in _PROPERTY_MAPS:
+        value = node.get(key)
+        if isinstance(value, Mapping):
+            if len(value) > MAX_SCHEMA_PROPERTIES:
+                over_budget(_PROPERTIES, MAX_SCHEMA_PROPERTIES, f"{path}/{key}", f"{key} lists {len(value)} entries")
+            cubed += len(value) ** 3 if key == "properties" else 0
+    return cubed
+
+
+def check_chars(length: int) -> None:
+    """Refuse a schema whose canonical JSON is longer than ``MAX_SCHEMA_CHARS``."""
+    if length > MAX_SCHEMA_CHARS:
+        over_budget(_CHARS, MAX_SCHEMA_CHARS, "", f"the schema is {length} characters of JSON")
+
+
+# --- the expansion -------------------------------------------------------------------------------
+
+#: ``edges(node, path, context)`` → the subschemas of ``node`` (a dict) with their JSON Pointers
+#: and contexts, its ``$ref`` target included.
+Edges = Callable[[dict[str, Any], str, Any], Iterable[tuple[Any, str, Any]]]
+
+
+@dataclass(slots=True)
+class _Frame:
+    node: dict[str, Any]
+    path: str
+    edges: Iterator[tuple[Any, str, Any]]
+    size: int = 1
+    key: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.key = id(self.node)
+
+
+def check_expansion(schema: Any, context: Any, edges: Edges, *, in_place: bool = False) -> int:
+    """The expanded size of ``schema`` (see the module docstring), or a :class:`SchemaBudgetError`.
+
+    ``edges`` gives every subschema, or (``in_place``) only those applying at the same place of the
+    value, measured against ``MAX_IN_PLACE_SUBSCHEMAS``. An iterative post-order walk of the
+    reference graph: each subschema's size is computed once (``sizes``, keyed by identity) and
+    reused wherever another reference reaches it.
+    """
+    limit, budget = (MAX_IN_PLACE_SUBSCHEMAS, _IN_PLACE) if in_place else (MAX_EXPANDED_SUBSCHEMAS, _EXPANSION)
+    if not isinstance(schema, dict):
+        return 1
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack = [_Frame(schema, "", iter(edges(schema, "", context)))]
+    on_path.add(stack[0].key)
+    while stack:
+        frame = stack[-1]
+        edge = next(frame.edges, None)
+        if edge is None:
+            stack.pop()
+            on_path.discard(frame.key)
+            sizes[frame.key] = frame.size
+            if stack:
+                _grow(stack[-1], frame.size, limit, budget)
+            continue
+        child, path, child_context = edge
+        if isinstance(child, dict) and id(child) not in sizes and id(child) not in on_path:
+            stack.append(_Frame(child, path, iter(edges(child, path, child_context))))
+            on_path.add(id(child))
+        else:  # a boolean schema, a measured subschema, or recursion (counted once)
+            _grow(frame, sizes.get(id(child), 1), limit, budget)
+    return sizes[id(schema)]
+
+
+def _grow(frame: _Frame, size: int, limit: int, budget: str) -> None:
+    frame.size += size
+    if frame.size > limit:
+        where = " at one place of the value" if budget == _IN_PLACE else ""
+        over_budget(budget, limit, frame.path,
+                    f"the schema expands to more than {limit:,} subschemas{where} once its references are followed")
+
+
+# --- time ----------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def deadline(seconds: float = VALIDATION_DEADLINE_SECONDS) -> Iterator[None]:
+    """Make every validator of :func:`bounded_validator_class` inside the block stop after ``seconds``."""
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def time_budget_message(seconds: float = VALIDATION_DEADLINE_SECONDS) -> str:
+    """What to tell when :class:`DeadlineExceeded` stopped a validation."""
+    return f"validation took longer than {seconds:g} s and was stopped (budget: {_TIME})"
+
+
+def _check_deadline() -> None:
+    limit = _deadline.get()
+    if limit is not None and time.monotonic() > limit:
+        raise DeadlineExceeded(time_budget_message())
+
+
+@functools.cache
+def bounded_validator_class(cls: type[Any]) -> type[Any]:
+    """``cls`` (a jsonschema validator class) checking the :func:`deadline` before every keyword."""
+    return extend(cls, {name: _bounded(fn) for name, fn in cls.VALIDATORS.items()})  # type: ignore[no-any-return]
+
+
+def _bounded(keyword: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(keyword)
+    def bounded(validator: Any, value: Any, instance: Any, schema: Any) -> Any:
+        _check_deadline()
+        return keyword(validator, value, instance, schema)
+
+    return bounded
+
+
+def escape(token: str) -> str:
+    """``token`` escaped for a JSON Pointer (RFC 6901)."""
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _number(value: float) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:g} s"
