@@ -34,6 +34,7 @@ from tools._search import (
     SearchResult,
     TextSearchResponse,
 )
+from tools._text import terminal_safe
 
 __all__ = [
     "CachedSearch",
@@ -77,4 +78,5 @@ __all__ = [
     "compile_schema",
     "json_pointer",
     "mcp_server",
+    "terminal_safe",
 ]
