@@ -175,11 +175,12 @@ class CompiledSchema:
         if not values:
             return OutputCheck(False, None, "", (_issue(path="", message=problem or "no JSON"),), found=False)
         first: tuple[Any, tuple[SchemaIssue, ...]] | None = None
-        for value in values:
-            errors = self.validate(value)
-            if not errors:
-                return OutputCheck(True, value, dumps_normalised(value), ())
-            first = first or (value, errors)
+        with deadline():  # one deadline for all the candidates, not one each
+            for value in values:
+                errors = self.validate(value)
+                if not errors:
+                    return OutputCheck(True, value, dumps_normalised(value), ())
+                first = first or (value, errors)
         assert first is not None
         return OutputCheck(False, first[0], "", first[1])
 

@@ -224,8 +224,12 @@ def _grow(frame: _Frame, size: int, limit: int, budget: str) -> None:
 
 @contextlib.contextmanager
 def deadline(seconds: float = VALIDATION_DEADLINE_SECONDS) -> Iterator[None]:
-    """Make every validator of :func:`bounded_validator_class` inside the block stop after ``seconds``."""
-    token = _deadline.set(time.monotonic() + seconds)
+    """Make every validator of :func:`bounded_validator_class` inside the block stop after ``seconds``.
+
+    Nested blocks never extend an enclosing deadline: several validations inside one block share it.
+    """
+    limit, enclosing = time.monotonic() + seconds, _deadline.get()
+    token = _deadline.set(limit if enclosing is None else min(limit, enclosing))
     try:
         yield
     finally:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from tools._schema_budget import (
     MAX_IN_PLACE_SUBSCHEMAS,
     MAX_SCHEMA_NODES,
     MAX_SCHEMA_PROPERTIES,
+    VALIDATION_DEADLINE_SECONDS,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -218,3 +220,19 @@ def test_the_budgets_admit_every_real_schema_the_sample_holds() -> None:
             pass  # invalid schemas are refused for that, as before
     assert refused == []
     assert MAX_EXPANDED_SUBSCHEMAS > 54_875  # WashingtonPost wp_17, the sample's largest expansion
+
+
+def test_all_candidates_of_one_output_share_one_deadline() -> None:
+    """An output of many JSON candidates (fenced blocks) each costly to validate: without a shared
+    deadline each one got its own, and nine of them blocked for nine times the deadline."""
+    schema = {"$defs": allof_fan(width=4, levels=5)["$defs"], "type": "array", "items": {"$ref": "#/$defs/l0"},
+              "maxItems": 1}
+    # ~8 s each of allOf branches before maxItems fails it; distinct, so none is skipped as a repeat.
+    text = "\n".join(f"Option {i}:\n```json\n{json.dumps([{}] * (200 + i))}\n```" for i in range(9))
+    compiled = compile_schema(schema)
+
+    started = time.monotonic()
+    check = compiled.check_text(text)
+
+    assert not check.valid and "budget: validation time" in check.errors[0]["message"]
+    assert time.monotonic() - started < 3 * VALIDATION_DEADLINE_SECONDS
