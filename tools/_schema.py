@@ -117,6 +117,7 @@ _SCHEMA_ONE = (
 )
 # Keywords whose subschemas apply at the same place of the value (their $ref targets too).
 _IN_PLACE = frozenset(("allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas", "dependencies"))
+_DEFINITIONS = frozenset(("$defs", "definitions"))
 _PROBES: tuple[Any, ...] = (None, {}, [], "", 0)
 
 
@@ -339,18 +340,19 @@ def _specification(schema: Any) -> Any:
 
 
 def _edges(specification: Any, in_place: bool, node: dict[str, Any], path: str,
-           resolver: Any) -> Iterator[tuple[Any, str, Any]]:
-    """The subschemas of ``node`` (only those applying at the same place of the value when ``in_place``)
-    and the targets of its references (see ``check_expansion``)."""
+           resolver: Any) -> Iterator[tuple[Any, str, Any, bool]]:
+    """The subschemas of ``node`` and the targets of its references, each with whether it counts
+    towards ``node``'s size: ``$defs`` never do (validation reaches them only through references),
+    and with ``in_place`` only those applying at the same place of the value (see ``check_expansion``)."""
     for where, child in _children(path, node):
         if child is None:  # _children names every one-schema keyword, present or not
             continue
-        if in_place and where[len(path) + 1:].split("/", 1)[0] not in _IN_PLACE:
-            continue
+        keyword = where[len(path) + 1:].split("/", 1)[0]
+        counted = keyword not in _DEFINITIONS and (not in_place or keyword in _IN_PLACE)
         if isinstance(child, dict) and ("$id" in child or "id" in child):
-            yield child, where, resolver.in_subresource(specification.create_resource(child))
+            yield child, where, resolver.in_subresource(specification.create_resource(child)), counted
         else:
-            yield child, where, resolver
+            yield child, where, resolver, counted
     for keyword in ("$ref", "$dynamicRef"):
         ref = node.get(keyword)
         if not isinstance(ref, str):
@@ -360,7 +362,7 @@ def _edges(specification: Any, in_place: bool, node: dict[str, Any], path: str,
         except referencing.exceptions.Unresolvable:  # only the bundled metaschemas get here
             continue
         target = urllib.parse.unquote(ref[1:]) if ref.startswith("#/") else f"{path}/{_escape(keyword)}"
-        yield resolved.contents, target, resolved.resolver
+        yield resolved.contents, target, resolved.resolver, True
 
 
 def _resolve(resolver: Any, ref: str, path: str) -> None:

@@ -45,7 +45,10 @@ from tools._exceptions import SchemaBudgetError
 
 __all__ = [
     "MAX_EXPANDED_SUBSCHEMAS",
+    "MAX_IN_PLACE_DEPTH",
     "MAX_IN_PLACE_SUBSCHEMAS",
+    "MAX_PATTERN_CHARS",
+    "MAX_PATTERN_CHARS_TOTAL",
     "MAX_PROPERTIES_CUBED",
     "MAX_SCHEMA_CHARS",
     "MAX_SCHEMA_DEPTH",
@@ -80,21 +83,29 @@ MAX_SCHEMA_PROPERTIES = 512
 MAX_PROPERTIES_CUBED = MAX_SCHEMA_PROPERTIES**3
 #: Subschemas of the schema with every ``$ref`` replaced by its target (recursion counted once):
 #: the work validation can be made to do per value (~15 µs per subschema when every branch fails).
-#: The largest in the sample is 54,875 (WashingtonPost wp_17); the hostile schemas of issue 10
-#: expand to ~2^15 … 2^26 and 10^7.
-MAX_EXPANDED_SUBSCHEMAS = 100_000
+#: ``$defs`` count only where referenced. The largest in the sample is 19,656 (WashingtonPost
+#: wp_17); the hostile schemas of issue 10 expand to ~2^15 … 2^26 and 10^7.
+MAX_EXPANDED_SUBSCHEMAS = 50_000
 #: The same, following only the keywords that apply at the same place in the value (``$ref``,
 #: ``allOf``, ``anyOf``, ``oneOf``, ``not``, ``if``/``then``/``else``, ``dependentSchemas``): what
 #: one place of any value, ``{}`` included, can be made to cost. When every branch fails (and
 #: jsonschema keeps every branch's errors), 4,000 cost ~0.1 s; the sample's largest is 50.
 MAX_IN_PLACE_SUBSCHEMAS = 4_000
+#: Subschemas nested inside one another at one place of the value (a chain of ``$ref``, ``allOf``…).
+#: jsonschema recurses through each in Python; ~300 reach its recursion limit.
+MAX_IN_PLACE_DEPTH = 128
+#: Characters of one regular expression (``pattern``, a ``patternProperties`` key), and of all of
+#: them together: compiling costs ~18 µs per character. The sample's longest pattern has 228.
+MAX_PATTERN_CHARS = 4_096
+MAX_PATTERN_CHARS_TOTAL = 32_768
 #: Time one validation (of an output, or of the schema against its metaschema) may take.
 VALIDATION_DEADLINE_SECONDS = 2.0
 
 #: Budget names, as they appear in messages and in :attr:`SchemaBudgetError.budget`.
-_CHARS, _DEPTH, _NODES, _PROPERTIES, _CUBED, _EXPANSION, _IN_PLACE, _TIME = (
+_CHARS, _DEPTH, _NODES, _PROPERTIES, _CUBED, _EXPANSION, _IN_PLACE, _IN_PLACE_DEPTH, _PATTERN, _PATTERNS, _TIME = (
     "schema size", "schema depth", "schema nodes", "properties per object", "properties cubed",
-    "expanded subschemas", "in-place subschemas", "validation time",
+    "expanded subschemas", "in-place subschemas", "in-place depth", "pattern length", "patterns length",
+    "validation time",
 )
 _PROPERTY_MAPS = ("properties", "patternProperties")
 
@@ -118,7 +129,7 @@ def over_budget(budget: str, limit: float, path: str, what: str) -> NoReturn:
 
 def check_document(schema: Any) -> None:
     """Refuse a schema over the depth, node or properties budgets; iterative, stops early."""
-    nodes = cubed = 0
+    nodes = cubed = pattern_chars = 0
     stack: list[tuple[Any, int, str]] = [(schema, 1, "")]
     while stack:
         node, depth, path = stack.pop()
@@ -130,6 +141,10 @@ def check_document(schema: Any) -> None:
             if cubed > MAX_PROPERTIES_CUBED:
                 over_budget(_CUBED, MAX_PROPERTIES_CUBED, path, "the schema's properties objects are too large "
                             "together (the sum of the cubes of their sizes)")
+            pattern_chars += _check_patterns(node, path)
+            if pattern_chars > MAX_PATTERN_CHARS_TOTAL:
+                over_budget(_PATTERNS, MAX_PATTERN_CHARS_TOTAL, path,
+                            f"the schema's regular expressions have more than {MAX_PATTERN_CHARS_TOTAL:,} characters")
             items: Iterable[tuple[Any, Any]] = node.items()
         elif isinstance(node, list):
             items = enumerate(node)
@@ -152,6 +167,19 @@ def _check_width(node: Mapping[Any, Any], path: str) -> int:
     return cubed
 
 
+def _check_patterns(node: Mapping[Any, Any], path: str) -> int:
+    """Refuse a regular expression over ``MAX_PATTERN_CHARS``; the length of those of ``node`` otherwise.
+    (Checked on every object, in schema position or not: a ``pattern`` in data is rare and short.)"""
+    found = [("/pattern", node["pattern"])] if isinstance(node.get("pattern"), str) else []
+    if isinstance(keyed := node.get("patternProperties"), Mapping):
+        found += [(f"/patternProperties/{escape(str(key))}", str(key)) for key in keyed]
+    for where, pattern in found:
+        if len(pattern) > MAX_PATTERN_CHARS:
+            over_budget(_PATTERN, MAX_PATTERN_CHARS, path + where,
+                        f"the regular expression has {len(pattern):,} characters")
+    return sum(len(pattern) for _, pattern in found)
+
+
 def check_chars(length: int) -> None:
     """Refuse a schema whose canonical JSON is longer than ``MAX_SCHEMA_CHARS``."""
     if length > MAX_SCHEMA_CHARS:
@@ -160,17 +188,21 @@ def check_chars(length: int) -> None:
 
 # --- the expansion -------------------------------------------------------------------------------
 
-#: ``edges(node, path, context)`` → the subschemas of ``node`` (a dict) with their JSON Pointers
-#: and contexts, its ``$ref`` target included.
-Edges = Callable[[dict[str, Any], str, Any], Iterable[tuple[Any, str, Any]]]
+#: ``edges(node, path, context)`` → the subschemas of ``node`` (a dict) with their JSON Pointers,
+#: contexts, and whether they count towards ``node``'s size (a ``properties`` child does not for the
+#: in-place measure, a ``$defs`` entry never does: both are measured on their own), ``$ref``
+#: targets included.
+Edges = Callable[[dict[str, Any], str, Any], Iterable[tuple[Any, str, Any, bool]]]
 
 
 @dataclass(slots=True)
 class _Frame:
     node: dict[str, Any]
     path: str
-    edges: Iterator[tuple[Any, str, Any]]
+    edges: Iterator[tuple[Any, str, Any, bool]]
+    counted: bool  # whether this subschema counts towards the one below it on the stack
     size: int = 1
+    height: int = 1
     key: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -180,17 +212,18 @@ class _Frame:
 def check_expansion(schema: Any, context: Any, edges: Edges, *, in_place: bool = False) -> int:
     """The expanded size of ``schema`` (see the module docstring), or a :class:`SchemaBudgetError`.
 
-    ``edges`` gives every subschema, or (``in_place``) only those applying at the same place of the
-    value, measured against ``MAX_IN_PLACE_SUBSCHEMAS``. An iterative post-order walk of the
-    reference graph: each subschema's size is computed once (``sizes``, keyed by identity) and
-    reused wherever another reference reaches it.
+    ``edges`` counts every subschema, or (``in_place``) only those applying at the same place of the
+    value, measured for every subschema against ``MAX_IN_PLACE_SUBSCHEMAS`` and
+    ``MAX_IN_PLACE_DEPTH``. An iterative post-order walk of the reference graph: each subschema's
+    size is computed once (``measured``, keyed by identity) and reused wherever another reference
+    reaches it.
     """
     limit, budget = (MAX_IN_PLACE_SUBSCHEMAS, _IN_PLACE) if in_place else (MAX_EXPANDED_SUBSCHEMAS, _EXPANSION)
     if not isinstance(schema, dict):
         return 1
-    sizes: dict[int, int] = {}
+    measured: dict[int, tuple[int, int]] = {}  # id -> (size, height)
     on_path: set[int] = set()
-    stack = [_Frame(schema, "", iter(edges(schema, "", context)))]
+    stack = [_Frame(schema, "", iter(edges(schema, "", context)), counted=False)]
     on_path.add(stack[0].key)
     while stack:
         frame = stack[-1]
@@ -198,20 +231,25 @@ def check_expansion(schema: Any, context: Any, edges: Edges, *, in_place: bool =
         if edge is None:
             stack.pop()
             on_path.discard(frame.key)
-            sizes[frame.key] = frame.size
-            if stack:
-                _grow(stack[-1], frame.size, limit, budget)
+            measured[frame.key] = (frame.size, frame.height)
+            if in_place and frame.height > MAX_IN_PLACE_DEPTH:
+                over_budget(_IN_PLACE_DEPTH, MAX_IN_PLACE_DEPTH, frame.path,
+                            f"the schema nests more than {MAX_IN_PLACE_DEPTH} subschemas at one place of the value "
+                            "once its references are followed")
+            if stack and frame.counted:
+                _grow(stack[-1], frame.size, frame.height, limit, budget)
             continue
-        child, path, child_context = edge
-        if isinstance(child, dict) and id(child) not in sizes and id(child) not in on_path:
-            stack.append(_Frame(child, path, iter(edges(child, path, child_context))))
+        child, path, child_context, counted = edge
+        if isinstance(child, dict) and id(child) not in measured and id(child) not in on_path:
+            stack.append(_Frame(child, path, iter(edges(child, path, child_context)), counted=counted))
             on_path.add(id(child))
-        else:  # a boolean schema, a measured subschema, or recursion (counted once)
-            _grow(frame, sizes.get(id(child), 1), limit, budget)
-    return sizes[id(schema)]
+        elif counted:  # a boolean schema, a measured subschema, or recursion (counted once)
+            _grow(frame, *measured.get(id(child), (1, 1)), limit, budget)
+    return measured[id(schema)][0]
 
 
-def _grow(frame: _Frame, size: int, limit: int, budget: str) -> None:
+def _grow(frame: _Frame, size: int, height: int, limit: int, budget: str) -> None:
+    frame.height = max(frame.height, height + 1)
     frame.size += size
     if frame.size > limit:
         where = " at one place of the value" if budget == _IN_PLACE else ""
