@@ -8,9 +8,11 @@ limit and (in ``errors``) the JSON Pointer where the budget was exceeded:
 
 * **The document** (:func:`check_document`, one iterative pass, no recursion): ``MAX_SCHEMA_DEPTH``
   levels, ``MAX_SCHEMA_NODES`` JSON values, ``MAX_SCHEMA_PROPERTIES`` entries in one ``properties``
-  or ``patternProperties`` object, ``MAX_PROPERTIES_CUBED`` for all of them together. These bound
-  the metaschema check and anything linear in the schema (copying it, building a grammar from it).
-  ``MAX_SCHEMA_CHARS`` bounds its JSON text.
+  or ``patternProperties`` object, ``MAX_PROPERTIES_CUBED`` for all of them together,
+  ``MAX_PATTERN_CHARS`` per regular expression and ``MAX_PATTERN_CHARS_TOTAL`` for all of them
+  (checked before the metaschema check compiles them). These bound the metaschema check and
+  anything linear in the schema (copying it, building a grammar from it). ``MAX_SCHEMA_CHARS``
+  bounds its JSON text.
 * **The expansion** (:func:`check_expansion`): the number of subschemas the schema has once every
   ``$ref`` is replaced by what it points to, at most ``MAX_EXPANDED_SUBSCHEMAS``. This is what
   validation, the probe and grammar building can end up walking. It is computed on the reference
@@ -18,8 +20,10 @@ limit and (in ``errors``) the JSON Pointer where the budget was exceeded:
   stops as soon as the budget is passed. A reference back into a subschema still being measured
   (recursion: a tree, a linked list) counts as one: validation only follows it by descending into
   the value, which is finite. The same measure restricted to keywords that stay at one place of the
-  value (``anyOf``, ``$ref``…) is held to the much smaller ``MAX_IN_PLACE_SUBSCHEMAS``: it bounds
-  what a single place costs, and real schemas grow through ``properties`` instead.
+  value (``anyOf``, ``$ref``…), taken from every subschema, is held to the much smaller
+  ``MAX_IN_PLACE_SUBSCHEMAS`` (and its nesting to ``MAX_IN_PLACE_DEPTH``): it bounds what a single
+  place of a value costs, and real schemas grow through ``properties`` instead. ``$defs`` count
+  only where they are referenced.
 * **Time** (:func:`deadline` around validation and the metaschema check): whatever still costs too
   much stops after ``VALIDATION_DEADLINE_SECONDS`` (:func:`bounded_validator_class` checks the
   deadline on every keyword jsonschema evaluates) with :class:`DeadlineExceeded`.
