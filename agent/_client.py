@@ -8,6 +8,7 @@ runs the chat graph; with ``stream=True`` it returns an iterator of chunks, othe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import inspect
 import threading
@@ -22,10 +23,19 @@ from agent._exceptions import BadRequestError, UsageError
 from agent._params import build_request, check_stream
 from agent._tool_params import parse_tools
 from agent._types import ChatCompletion, ChatCompletionChunk, Model, ModelList
-from agent._wire import StreamOptions, chunk_stream, completion, new_completion_id, now
+from agent._wire import (
+    SYSTEM_FINGERPRINT,
+    StreamOptions,
+    chunk_stream,
+    completion,
+    completion_of_choices,
+    new_completion_id,
+    now,
+    usage_chunk,
+)
 from agent.models import DEFAULT_MAX_RETRIES
 from graphs import Capabilities, ChatDeps, ChatLimits, ChatOutcome, ChatRequest, ModelBackend, bind_tools, run_chat
-from tools import LocalIndex, SearchBackend
+from tools import CachedSearch, LocalIndex, SearchBackend
 
 __all__ = ["AsyncClient", "AsyncStream", "Client", "ClientOptions", "Stream"]
 
@@ -121,12 +131,20 @@ class AsyncClient:
         await self.aclose()
 
     async def _prepare(self, params: Mapping[str, Any]) -> tuple[ChatRequest, ChatDeps]:
-        request = build_request(params)
+        if params.get("response_format") is not None or params.get("tools") or params.get("functions"):
+            # Compiling a caller's JSON schemas is bounded (tools' schema budgets) but may take up to
+            # their deadline: never on the event loop, where it would stall every other request.
+            request = await asyncio.to_thread(build_request, params)
+        else:
+            request = build_request(params)
         await self.backend.check_model(request.model)
         _check_honoured(request, self.backend.capabilities(request.model))
         request = await self._bind_tools(request)
         local = await self._local_search() if "local_search" in request.tools.builtins else None
-        return request, ChatDeps(model=self.backend, search=self.search, limits=self.limits, local_search=local)
+        search = self.search
+        if request.n > 1 and search is not None:
+            search = CachedSearch(search)  # n choices, one search: the later runs reuse its results
+        return request, ChatDeps(model=self.backend, search=search, limits=self.limits, local_search=local)
 
     async def _bind_tools(self, request: ChatRequest) -> ChatRequest:
         """The client's tools plus the request's, listed and checked; ``tools=["web_search"]`` means
@@ -205,18 +223,50 @@ class _AsyncCompletions:
         streaming = check_stream(stream)
         request, deps = await self._client._prepare(params)
         completion_id, created = new_completion_id(), now()
-        events = self._client._events(request, deps)
         if streaming:
             options = StreamOptions(json_mode=request.response_format is not None,
                                     include_usage=bool((params.get("stream_options") or {}).get("include_usage")))
-            return AsyncStream(chunk_stream(events, completion_id=completion_id, created=created,
-                                            model=request.model, options=options))
-        outcome: ChatOutcome | None = None
-        async for event in events:
-            if isinstance(event, ChatOutcome):
-                outcome = event
-        assert outcome is not None, "run_chat always ends with an outcome"
-        return completion(outcome, completion_id=completion_id, created=created)
+            chunks = _choices_stream(self._client, request, deps, completion_id, created, options)
+            return AsyncStream(chunks)
+        outcomes = [await _outcome(self._client._events(request, deps)) for _ in range(request.n)]
+        if request.n == 1:
+            return completion(outcomes[0], completion_id=completion_id, created=created)
+        return completion_of_choices(outcomes, completion_id=completion_id, created=created)
+
+
+async def _outcome(events: AsyncGenerator[Any]) -> ChatOutcome:
+    outcome: ChatOutcome | None = None
+    async for event in events:
+        if isinstance(event, ChatOutcome):
+            outcome = event
+    assert outcome is not None, "run_chat always ends with an outcome"
+    return outcome
+
+
+async def _choices_stream(
+    client: AsyncClient, request: ChatRequest, deps: ChatDeps, completion_id: str, created: int,
+    options: StreamOptions,
+) -> AsyncGenerator[ChatCompletionChunk]:
+    """The chunks of ``n`` runs, one choice after the other (each chunk names its choice ``index``);
+    with ``include_usage``, one usage chunk for all of them at the end."""
+    totals: dict[str, int] = {}
+    for index in range(request.n):
+        each = dataclasses.replace(options, index=index, include_usage=options.include_usage and request.n == 1)
+        run = chunk_stream(client._events(request, deps), completion_id=completion_id, created=created,
+                           model=request.model, options=each)
+        async with contextlib.aclosing(run) as chunks:
+            async for chunk in chunks:
+                usage = chunk.get("usage") if request.n > 1 else None
+                if usage is None or not chunk.get("choices"):
+                    yield chunk
+                    continue
+                totals = {k: totals.get(k, 0) + v for k, v in usage.items()}
+                # With include_usage the sum comes last, alone, as OpenAI sends it.
+                yield ChatCompletionChunk({k: v for k, v in chunk.items() if k != "usage"}) \
+                    if options.include_usage else chunk
+    if options.include_usage and request.n > 1:
+        head = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": request.model}
+        yield usage_chunk({**head, "system_fingerprint": SYSTEM_FINGERPRINT}, totals)
 
 
 class _AsyncChat:

@@ -10,7 +10,7 @@ import importlib.metadata
 import re
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,10 +32,12 @@ __all__ = [
     "StreamOptions",
     "chunk_stream",
     "completion",
+    "completion_of_choices",
     "error_body",
     "new_completion_id",
     "now",
     "url_citations",
+    "usage_chunk",
 ]
 
 #: OpenAI's ``system_fingerprint``: identifies the serving stack's configuration, so a client can tell
@@ -49,6 +51,8 @@ class StreamOptions:
 
     json_mode: bool = False
     include_usage: bool = False
+    #: The choice these chunks belong to (``n`` > 1 streams the choices one after the other).
+    index: int = 0
 
 
 _CITATION = re.compile(r"\[(\d{1,3})\]")
@@ -88,6 +92,23 @@ def completion(outcome: ChatOutcome, *, completion_id: str, created: int) -> Cha
     return ChatCompletion(body)
 
 
+def completion_of_choices(outcomes: list[ChatOutcome], *, completion_id: str, created: int) -> ChatCompletion:
+    """The non-streaming response for ``n`` runs of one request: their choices in order, the usage
+    summed; the search fields (citations, sources…) are the first run's, which the others reused."""
+    body = completion(outcomes[0], completion_id=completion_id, created=created)
+    choices = [completion(o, completion_id=completion_id, created=created)["choices"][0] for o in outcomes]
+    for index, choice in enumerate(choices):
+        choice["index"] = index
+    usages = [_usage(o) for o in outcomes]
+    usage = {key: sum(u.get(key, 0) for u in usages) for key in usages[0]}
+    return ChatCompletion({**body, "choices": choices, "usage": usage})
+
+
+def usage_chunk(head: dict[str, Any], usage: dict[str, Any]) -> ChatCompletionChunk:
+    """OpenAI's ``include_usage`` chunk: no choices, the usage."""
+    return ChatCompletionChunk(head, choices=[], usage=usage)
+
+
 async def chunk_stream(
     events: AsyncGenerator[ChatEvent | ChatOutcome],
     *,
@@ -95,7 +116,7 @@ async def chunk_stream(
     created: int,
     model: str,
     options: StreamOptions = StreamOptions(),
-) -> AsyncIterator[ChatCompletionChunk]:
+) -> AsyncGenerator[ChatCompletionChunk]:
     """Chunks for a run: a role chunk, then token and step chunks as they happen, then the final one.
 
     Content is never taken back: concatenating every ``delta.content`` gives exactly the answer. In
@@ -105,32 +126,34 @@ async def chunk_stream(
     """
     head = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
             "system_fingerprint": SYSTEM_FINGERPRINT}
-    yield ChatCompletionChunk(head, choices=[_choice({"role": "assistant", "content": ""})])
+    index = options.index
+    yield ChatCompletionChunk(head, choices=[_choice({"role": "assistant", "content": ""}, index)])
     async with contextlib.aclosing(events):
         async for event in events:
             if isinstance(event, ChatOutcome):
                 for chunk in _closing_chunks(head, event, options):
                     yield chunk
             elif isinstance(event, Token):
-                yield _token_chunk(head, event, json_mode=options.json_mode)
+                yield _token_chunk(head, event, options)
             else:
-                yield ChatCompletionChunk(head, choices=[_choice({})], step=event_payload(event))
+                yield ChatCompletionChunk(head, choices=[_choice({}, index)], step=event_payload(event))
 
 
-def _token_chunk(head: dict[str, Any], token: Token, *, json_mode: bool) -> ChatCompletionChunk:
+def _token_chunk(head: dict[str, Any], token: Token, options: StreamOptions) -> ChatCompletionChunk:
     extra = {"partial": token.partial} if token.partial is not None else {}
-    if json_mode:
-        return ChatCompletionChunk(head, choices=[_choice({})], step={"type": "json.delta", "text": token.text},
-                                   **extra)
-    return ChatCompletionChunk(head, choices=[_choice({"content": token.text})], **extra)
+    if options.json_mode:
+        step = {"type": "json.delta", "text": token.text}
+        return ChatCompletionChunk(head, choices=[_choice({}, options.index)], step=step, **extra)
+    return ChatCompletionChunk(head, choices=[_choice({"content": token.text}, options.index)], **extra)
 
 
 def _closing_chunks(head: dict[str, Any], outcome: ChatOutcome, options: StreamOptions) -> list[ChatCompletionChunk]:
     chunks = []
+    index = options.index
     if options.json_mode and outcome.content:
-        chunks.append(ChatCompletionChunk(head, choices=[_choice({"content": outcome.content})]))
-    chunks += [ChatCompletionChunk(head, choices=[_choice(delta)]) for delta in _tool_call_deltas(outcome)]
-    chunks.append(_final_chunk(head, outcome, with_usage=not options.include_usage))
+        chunks.append(ChatCompletionChunk(head, choices=[_choice({"content": outcome.content}, index)]))
+    chunks += [ChatCompletionChunk(head, choices=[_choice(delta, index)]) for delta in _tool_call_deltas(outcome)]
+    chunks.append(_final_chunk(head, outcome, with_usage=not options.include_usage, index=index))
     if options.include_usage:
         chunks.append(ChatCompletionChunk(head, choices=[], usage=_usage(outcome)))
     return chunks
@@ -173,12 +196,12 @@ def _numbered_targets(outcome: ChatOutcome) -> list[tuple[str, str]]:
     return [(s.url, s.title) for s in outcome.sources]
 
 
-def _final_chunk(head: dict[str, Any], outcome: ChatOutcome, *, with_usage: bool) -> ChatCompletionChunk:
+def _final_chunk(head: dict[str, Any], outcome: ChatOutcome, *, with_usage: bool, index: int) -> ChatCompletionChunk:
     delta: dict[str, Any] = {}
     annotations = url_citations(outcome)
     if annotations:
         delta["annotations"] = annotations
-    choice = {"index": 0, "delta": delta, "finish_reason": outcome.finish_reason, "logprobs": _logprobs(outcome)}
+    choice = {"index": index, "delta": delta, "finish_reason": outcome.finish_reason, "logprobs": _logprobs(outcome)}
     extra: dict[str, Any] = {"parsed": outcome.parsed} if outcome.parsed is not None else {}
     if with_usage:
         extra["usage"] = _usage(outcome)
@@ -190,8 +213,8 @@ def _logprobs(outcome: ChatOutcome) -> dict[str, Any] | None:
     return {"content": list(outcome.logprobs), "refusal": None} if outcome.logprobs else None
 
 
-def _choice(delta: dict[str, Any]) -> dict[str, Any]:
-    return {"index": 0, "delta": delta, "finish_reason": None}
+def _choice(delta: dict[str, Any], index: int = 0) -> dict[str, Any]:
+    return {"index": index, "delta": delta, "finish_reason": None}
 
 
 def _usage(outcome: ChatOutcome) -> dict[str, Any]:

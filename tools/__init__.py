@@ -14,6 +14,7 @@ from tools._exceptions import (
     InvalidSchemaError,
     McpConnectionError,
     McpError,
+    SchemaBudgetError,
     SchemaError,
     SearchError,
     SearchRateLimitedError,
@@ -41,6 +42,7 @@ from tools._search import (
     SearchResult,
     TextSearchResponse,
 )
+from tools._text import terminal_safe
 
 __all__ = [
     "APIError",
@@ -65,6 +67,7 @@ __all__ = [
     "Page",
     "PageFetcher",
     "PartialJson",
+    "SchemaBudgetError",
     "SchemaError",
     "SearchBackend",
     "SearchChain",
@@ -92,4 +95,5 @@ __all__ = [
     "default_cache_dir",
     "json_pointer",
     "mcp_server",
+    "terminal_safe",
 ]

@@ -51,7 +51,7 @@ from graphs.model import (
     ToolSpec,
     Usage,
 )
-from tools import bound_for_decoding
+from tools import SchemaError, bound_for_decoding
 
 __all__ = ["DEFAULT_LOCAL_MODEL", "LlamaBackend"]
 
@@ -203,7 +203,10 @@ def _tool_call_schema(tools: Sequence[ToolSpec], answer: dict[str, Any] | None) 
     tool_defs: dict[str, Any] = {}
     for tool in tools:
         # Strings and arrays bounded: under a grammar a small model can loop inside an argument string.
-        bounded = bound_for_decoding(tool.parameters or {"type": "object"}, TOOL_ARGUMENT_BOUNDS)
+        try:
+            bounded = bound_for_decoding(tool.parameters or {"type": "object"}, TOOL_ARGUMENT_BOUNDS)
+        except SchemaError:  # over a schema budget (a huge MCP tool schema): arguments unconstrained
+            bounded = {"type": "object"}
         arguments, hoisted = _hoist_defs(bounded, f"{tool.name}__")
         tool_defs.update(hoisted)
         calls.append({"type": "object", "properties": {"tool": {"const": tool.name}, "arguments": arguments},
