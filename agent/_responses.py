@@ -206,7 +206,7 @@ def _echo(params: Mapping[str, Any]) -> dict[str, Any]:
     tools = params.get("tools")
     text = params.get("text") or {}
     return {"instructions": params.get("instructions"), "max_output_tokens": params.get("max_output_tokens"),
-            "tool_choice": params.get("tool_choice") or "auto",
+            "tool_choice": _echoed_choice(params.get("tool_choice")),
             "tools": [dict(t) for t in tools if isinstance(t, Mapping)] if isinstance(tools, Sequence) else [],
             "text": {"format": {"type": "text"}, **text}, "store": _flag(params, "store", default=True),
             "previous_response_id": params.get("previous_response_id"), "top_logprobs": 0,
@@ -216,6 +216,14 @@ def _echo(params: Mapping[str, Any]) -> dict[str, Any]:
             "truncation": params.get("truncation") or "disabled",
             "reasoning": params.get("reasoning"), "safety_identifier": params.get("safety_identifier"),
             "prompt_cache_key": params.get("prompt_cache_key")}
+
+
+def _echoed_choice(choice: Any) -> Any:
+    # OpenAI's typed clients know forced search only as web_search_preview (they warn on the others).
+    kind = choice.get("type") if isinstance(choice, Mapping) else None
+    if isinstance(kind, str) and _WEB_SEARCH.match(kind):
+        return {"type": "web_search_preview"}
+    return choice or "auto"
 
 
 def _check_metadata(metadata: Any) -> None:
