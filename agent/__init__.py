@@ -61,6 +61,9 @@ from agent._exceptions import (
     UpstreamNotFoundError,
     UsageError,
 )
+from agent._response_store import MemoryResponseStore, ResponseStore, SqliteResponseStore, StoredResponse
+from agent._responses_api import AsyncResponseStream, ResponseStream
+from agent._responses_wire import Response, ResponseStreamEvent
 from agent._types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -119,6 +122,7 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AsyncClient",
+    "AsyncResponseStream",
     "AsyncStream",
     "AuthenticationError",
     "BadRequestError",
@@ -144,6 +148,7 @@ __all__ = [
     "McpConnectionError",
     "McpError",
     "McpToolset",
+    "MemoryResponseStore",
     "Message",
     "ModelBackend",
     "ModelError",
@@ -157,6 +162,10 @@ __all__ = [
     "Page",
     "PageFetcher",
     "RateLimitError",
+    "Response",
+    "ResponseStore",
+    "ResponseStream",
+    "ResponseStreamEvent",
     "SamplingParams",
     "SchemaError",
     "ScriptedCall",
@@ -170,6 +179,8 @@ __all__ = [
     "SearchUnavailableError",
     "ServerLimits",
     "ServerRefusal",
+    "SqliteResponseStore",
+    "StoredResponse",
     "Stream",
     "StudiolmError",
     "TextDelta",

@@ -208,7 +208,7 @@ def _echo(params: Mapping[str, Any]) -> dict[str, Any]:
     return {"instructions": params.get("instructions"), "max_output_tokens": params.get("max_output_tokens"),
             "tool_choice": _echoed_choice(params.get("tool_choice")),
             "tools": [dict(t) for t in tools if isinstance(t, Mapping)] if isinstance(tools, Sequence) else [],
-            "text": {"format": {"type": "text"}, **text}, "store": _flag(params, "store", default=True),
+            "text": {"format": {"type": "text"}, **_plain_format(text)}, "store": _flag(params, "store", default=True),
             "previous_response_id": params.get("previous_response_id"), "top_logprobs": 0,
             "metadata": dict(metadata or {}), "parallel_tool_calls": _flag(params, "parallel_tool_calls", default=True),
             "max_tool_calls": params.get("max_tool_calls"), "user": params.get("user"),
@@ -216,6 +216,14 @@ def _echo(params: Mapping[str, Any]) -> dict[str, Any]:
             "truncation": params.get("truncation") or "disabled",
             "reasoning": params.get("reasoning"), "safety_identifier": params.get("safety_identifier"),
             "prompt_cache_key": params.get("prompt_cache_key")}
+
+
+def _plain_format(text: Mapping[str, Any]) -> dict[str, Any]:
+    # SDK callers may pass a pydantic model as text.format; the response echoes its JSON form.
+    form = text.get("format") if isinstance(text, Mapping) else None
+    if isinstance(form, type) and hasattr(form, "model_json_schema"):
+        return {**text, "format": {"type": "json_schema", "name": form.__name__, "schema": form.model_json_schema()}}
+    return dict(text) if isinstance(text, Mapping) else {}
 
 
 def _echoed_choice(choice: Any) -> Any:

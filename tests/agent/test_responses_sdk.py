@@ -118,3 +118,16 @@ async def test_sqlite_store_creates_no_file_until_written(tmp_path: Path) -> Non
     assert await store.get("resp_x") is None and not await store.delete("resp_x")
     assert not store.path.exists()
     await store.aclose()
+
+
+async def test_pydantic_text_format_in_the_sdk() -> None:
+    import pydantic
+
+    class Person(pydantic.BaseModel):
+        name: str
+
+    model = ScriptedModel(['{"name": "Stanley Kubrick"}'], model=MODEL)
+    async with AsyncClient(backend=model, response_store=MemoryResponseStore()) as client:
+        response = await client.responses.create(model=MODEL, input="Who?", text={"format": Person})
+    assert json.loads(response.output_text) == {"name": "Stanley Kubrick"}
+    assert response.text["format"]["name"] == "Person" and json.dumps(response)

@@ -14,11 +14,21 @@ import pydantic
 import pytest
 from openai.types.responses import response_create_params
 
-from agent import AsyncClient, ScriptedModel
+from agent import AsyncClient, ModelError, OpenAICompatibleBackend, ScriptedModel, ServerLimits
 from agent._response_store import MemoryResponseStore, SqliteResponseStore
 from agent.models import ScriptedCall, ScriptedReply
 from agent.server._app import create_app
-from tests.agent.server.server_harness import ANSWER, API_KEY, MODEL, QUERY, StartServer, scripted_model
+from tests.agent.server.server_harness import (
+    ANSWER,
+    API_KEY,
+    MODEL,
+    QUERY,
+    FakeUpstream,
+    ServerThread,
+    SlowModel,
+    StartServer,
+    scripted_model,
+)
 from tests.fakes import FakeSearch
 
 QUESTION = "Who directed 2001: A Space Odyssey?"
@@ -200,3 +210,43 @@ def test_default_store_is_sqlite_under_the_cache_dir(start_server: StartServer, 
     assert client.responses.retrieve(response.id).id == response.id
     assert isinstance(SqliteResponseStore().path, Path)
 
+
+
+def test_a_failure_mid_stream_ends_with_error_and_response_failed(start_server: StartServer) -> None:
+    model = SlowModel(["Stanley ", "Kubrick."], fail_after=1, error=ModelError("the local model crashed"))
+    client = AsyncClient(backend=model, response_store=MemoryResponseStore())
+    server = start_server(app=create_app(client, api_keys=[API_KEY], limits=ServerLimits(stream_hold=0.0)))
+    openai_client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=API_KEY, max_retries=0)
+    events = list(openai_client.responses.create(model=MODEL, input="hi", stream=True))
+    assert [e.type for e in events[-2:]] == ["error", "response.failed"]
+    assert events[-2].message == "the local model crashed"  # type: ignore[union-attr]
+    assert events[-1].response.status == "failed"  # type: ignore[union-attr]
+    assert any(e.type == "response.output_text.delta" for e in events)
+
+
+def test_a_failure_before_the_first_token_keeps_its_status(start_server: StartServer) -> None:
+    client = AsyncClient(backend=SlowModel(fail_after=0), response_store=MemoryResponseStore())
+    server = start_server(app=create_app(client, api_keys=[API_KEY]))
+    reply = httpx.post(f"{server.url}/v1/responses", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30,
+                       json={"model": MODEL, "input": "hi", "stream": True})
+    assert reply.status_code == 500 and reply.json()["error"]["code"] == "model_error"
+
+
+def test_responses_need_the_api_key(searching: openai.OpenAI) -> None:
+    anonymous = openai.OpenAI(base_url=str(searching.base_url), api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        anonymous.responses.create(model=MODEL, input=QUESTION)
+    with pytest.raises(openai.AuthenticationError):
+        anonymous.responses.retrieve("resp_x")
+
+
+def test_an_upstream_that_speaks_only_chat_completions_serves_responses(
+    start_server: StartServer, upstream: tuple[FakeUpstream, ServerThread]
+) -> None:
+    fake, fake_server = upstream
+    backend = OpenAICompatibleBackend("sk-up", f"{fake_server.url}/v1", max_retries=0)
+    client = _serve(start_server, backend)
+    response = client.responses.create(model=MODEL, input=QUESTION, instructions="Be brief.")
+    assert response.output_text == ANSWER
+    sent = fake.calls[-1].body
+    assert sent["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": QUESTION}]
