@@ -203,7 +203,7 @@ def test_the_openapi_document_lists_the_routes(searching: openai.OpenAI) -> None
 def test_default_store_is_sqlite_under_the_cache_dir(start_server: StartServer, monkeypatch: pytest.MonkeyPatch,
                                                      tmp_path: Path) -> None:
     monkeypatch.setenv("STUDIOLM_CACHE_DIR", str(tmp_path))
-    server = start_server(scripted_model(), search=FakeSearch())
+    server = start_server(app=create_app(AsyncClient(backend=scripted_model(), search=FakeSearch())))
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
     response = client.responses.create(model=MODEL, input=QUESTION)
     assert (tmp_path / "responses.sqlite3").exists()
