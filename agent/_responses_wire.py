@@ -16,7 +16,8 @@ The same events the chat-completions encoder (:mod:`agent._wire`) turns into chu
 
 Every event carries ``sequence_number``. A non-streamed response is the last event's ``response``,
 so the two are identical by construction. Our additions beside OpenAI's fields (typed clients
-ignore them): ``search_results`` and ``images`` on the response.
+ignore them): ``search_results``, ``images`` and ``tool_runs`` (the Python and MCP tools the graph ran
+itself; only the caller's own function tools become ``function_call`` items) on the response.
 """
 
 from __future__ import annotations
@@ -208,6 +209,8 @@ class ResponseEncoder:
         return [added, delta, done, self._item_done(item)]
 
     def _additions(self, outcome: ChatOutcome) -> None:
+        if outcome.tool_runs:  # the Python and MCP tools the graph ran itself (not the caller's calls)
+            self.response["tool_runs"] = [run.as_dict() for run in outcome.tool_runs]
         if outcome.sources:
             self.response["search_results"] = [
                 {"title": s.title, "url": s.url, "snippet": s.snippet, "source": s.source} for s in outcome.sources]

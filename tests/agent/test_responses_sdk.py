@@ -12,7 +12,7 @@ from agent import AsyncClient, BadRequestError, Client, ScriptedModel
 from agent._response_store import MemoryResponseStore, SqliteResponseStore, StoredResponse
 from agent._responses import FIELDS, input_messages
 from agent._responses_wire import Response
-from agent.models import ScriptedReply
+from agent.models import ScriptedCall, ScriptedReply
 from tests.agent.server.server_harness import ANSWER, MODEL, scripted_model
 from tests.fakes import FakeSearch
 
@@ -131,3 +131,27 @@ async def test_pydantic_text_format_in_the_sdk() -> None:
         response = await client.responses.create(model=MODEL, input="Who?", text={"format": Person})
     assert json.loads(response.output_text) == {"name": "Stanley Kubrick"}
     assert response.text["format"]["name"] == "Person" and json.dumps(response)
+
+
+async def test_auto_search_and_python_tools_run_inside_the_graph() -> None:
+    calls: list[str] = []
+
+    def population(city: str) -> str:
+        """The population of a city."""
+        calls.append(city)
+        return "2.1 million"
+
+    model = ScriptedModel([
+        ScriptedReply(tool_calls=(ScriptedCall("web_search", {"query": "Paris population"}),)),
+        ScriptedReply(tool_calls=(ScriptedCall("population", {"city": "Paris"}),)),
+        "Paris has 2.1 million people [1].",
+    ], model=MODEL)
+    async with AsyncClient(backend=model, search=FakeSearch(), response_store=MemoryResponseStore()) as client:
+        stream = await client.responses.create(model=MODEL, input="How many people live in Paris?", stream=True,
+                                               tools=[{"type": "web_search"}, population])
+        events = [event async for event in stream]
+    final = events[-1]["response"]
+    assert [item["type"] for item in final["output"]] == ["web_search_call", "message"]
+    assert final["output"][0]["action"]["query"] == "Paris population"
+    assert calls == ["Paris"] and [run["name"] for run in final["tool_runs"]] == ["web_search", "population"]
+    assert "response.web_search_call.completed" in [e["type"] for e in events]
