@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, Required, TypedDict
 
 from agent._exceptions import BadRequestError
 from agent._params import build_request
@@ -83,7 +83,7 @@ _TEXT_PARTS = ("input_text", "output_text", "refusal")
 class ResponseCreateParams(TypedDict, total=False):
     """The fields of ``responses.create`` (see :data:`FIELDS`); ``stream`` is the method's own argument."""
 
-    model: str
+    model: Required[str]
     input: str | Sequence[Mapping[str, Any]]
     instructions: str | None
     max_output_tokens: int | None
