@@ -62,6 +62,9 @@ from agent._exceptions import (
     UpstreamNotFoundError,
     UsageError,
 )
+from agent._response_store import MemoryResponseStore, ResponseStore, SqliteResponseStore, StoredResponse
+from agent._responses_api import AsyncResponseStream, ResponseStream
+from agent._responses_wire import Response, ResponseStreamEvent
 from agent._types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -121,6 +124,7 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AsyncClient",
+    "AsyncResponseStream",
     "AsyncStream",
     "AuthenticationError",
     "BadRequestError",
@@ -146,6 +150,7 @@ __all__ = [
     "McpConnectionError",
     "McpError",
     "McpToolset",
+    "MemoryResponseStore",
     "Message",
     "Model",
     "ModelBackend",
@@ -160,6 +165,10 @@ __all__ = [
     "Page",
     "PageFetcher",
     "RateLimitError",
+    "Response",
+    "ResponseStore",
+    "ResponseStream",
+    "ResponseStreamEvent",
     "SamplingParams",
     "SchemaBudgetError",
     "SchemaError",
@@ -174,6 +183,8 @@ __all__ = [
     "SearchUnavailableError",
     "ServerLimits",
     "ServerRefusal",
+    "SqliteResponseStore",
+    "StoredResponse",
     "Stream",
     "StudiolmError",
     "TextDelta",

@@ -21,6 +21,8 @@ from agent._config import resolve_model_backend, resolve_search
 from agent._contract import CompletionCreateParamsBase
 from agent._exceptions import BadRequestError, UsageError
 from agent._params import build_request, check_stream
+from agent._response_store import ResponseStore
+from agent._responses_api import AsyncResponses, Responses
 from agent._tool_params import parse_tools
 from agent._types import ChatCompletion, ChatCompletionChunk, Model, ModelList
 from agent._wire import (
@@ -78,6 +80,7 @@ class ClientOptions(TypedDict, total=False):
     limits: ChatLimits | None
     tools: Sequence[Any] | None
     local_index: SearchBackend | None
+    response_store: ResponseStore | None
 
 
 class AsyncClient:
@@ -92,7 +95,9 @@ class AsyncClient:
     ``create(tools=...)``: Python functions, :class:`tools.Toolset` objects such as MCP servers,
     built-in names). Served over HTTP, they are the server's tools. ``local_index=``: what the
     built-in ``local_search`` tool searches (default: the offline Wikipedia index, built on first
-    use). :meth:`aclose` closes the search backend, the index and the client's toolsets.
+    use). ``response_store=``: where ``responses.create(store=True)`` keeps responses (default: an
+    SQLite file under the cache folder, see :mod:`agent._response_store`). :meth:`aclose` closes the
+    search backend, the index, the response store and the client's toolsets.
     """
 
     def __init__(
@@ -113,6 +118,7 @@ class AsyncClient:
         self.local_index = options.get("local_index")
         self.chat = _AsyncChat(self)
         self.models = _AsyncModels(self)
+        self.responses = AsyncResponses(self, options.get("response_store"))
 
     async def aclose(self) -> None:
         """Release the backends' connections and threads."""
@@ -123,6 +129,7 @@ class AsyncClient:
             await self.local_index.aclose()
         for toolset in self.tools.toolsets:
             await toolset.aclose()
+        await self.responses.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -134,9 +141,11 @@ class AsyncClient:
         if params.get("response_format") is not None or params.get("tools") or params.get("functions"):
             # Compiling a caller's JSON schemas is bounded (tools' schema budgets) but may take up to
             # their deadline: never on the event loop, where it would stall every other request.
-            request = await asyncio.to_thread(build_request, params)
-        else:
-            request = build_request(params)
+            return await self._ready(await asyncio.to_thread(build_request, params))
+        return await self._ready(build_request(params))
+
+    async def _ready(self, request: ChatRequest) -> tuple[ChatRequest, ChatDeps]:
+        """A validated request with its tools bound, and what the graph needs to run it."""
         await self.backend.check_model(request.model)
         _check_honoured(request, self.backend.capabilities(request.model))
         request = await self._bind_tools(request)
@@ -375,6 +384,7 @@ class Client:
         self._loop = _Loop()
         self.chat = _Chat(self)
         self.models = _Models(self)
+        self.responses = Responses(self)
 
     @property
     def backend(self) -> ModelBackend:

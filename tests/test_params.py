@@ -37,7 +37,7 @@ BAD_CASES = [
     ("messages[0].content", {"messages": [{"role": "user"}]}),
     ("messages[0].content", {"messages": [{"role": "user", "content": 42}]}),
     ("messages[0].content[0].image_url", {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}),
-    ("messages[0].content[0]", {"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}),
+    ("messages[0].content[0]", {"messages": [{"role": "user", "content": [{"type": "video"}]}]}),
     ("messages[0].tool_call_id", {"messages": [{"role": "tool", "content": "x"}]}),
     ("model", {"model": ""}),
     ("model", {"model": 7}),

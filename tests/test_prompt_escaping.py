@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from graphs import Message, ToolCall
 
+from graphs import Message, ToolCall
 from graphs._prompts import escape_data, fold_tool_turns, format_images, format_results
 from graphs._searching import image_result_text, tool_result_text
 from tools import ImageResult, SearchResult

@@ -63,7 +63,7 @@ from tools._schema_budget import (
     MAX_SCHEMA_NODES,
     MAX_SCHEMA_PROPERTIES,
     VALIDATION_DEADLINE_SECONDS,
-    DeadlineExceeded,
+    _DeadlineExceeded,
     bounded_validator_class,
     check_chars,
     check_document,
@@ -161,7 +161,7 @@ class CompiledSchema:
         try:
             with regex_budget(), deadline():
                 errors = _first(self._validator.iter_errors(value), MAX_REPORTED_ERRORS)
-        except DeadlineExceeded as exc:  # fail closed: an output that cannot be checked is not accepted
+        except _DeadlineExceeded as exc:  # fail closed: an output that cannot be checked is not accepted
             return (_issue(path="", message=str(exc)),)
         except RecursionError:
             return (_issue(path="", message="the schema recursed without end on this value"),)
@@ -288,7 +288,7 @@ def _check_metaschema(schema: Any, validator_class: Any) -> None:
     try:
         with deadline():  # linear in the schema's size, which MAX_SCHEMA_NODES bounds; this is a backstop
             errors = list(meta.iter_errors(schema))
-    except DeadlineExceeded:
+    except _DeadlineExceeded:
         over_budget("validation time", VALIDATION_DEADLINE_SECONDS, "",
                     f"checking the schema against its metaschema took longer than {VALIDATION_DEADLINE_SECONDS:g} s")
     if not errors:
@@ -389,7 +389,7 @@ def _probe(compiled: CompiledSchema) -> None:
                 _first(compiled._validator.iter_errors(value), 1)
             except RecursionError:
                 _unsupported("", "the schema refers to itself without descending into the value ($ref loop)")
-            except DeadlineExceeded:
+            except _DeadlineExceeded:
                 over_budget("validation time", VALIDATION_DEADLINE_SECONDS, "",
                             f"validating a trivial value against the schema took longer than "
                             f"{VALIDATION_DEADLINE_SECONDS:g} s")

@@ -26,7 +26,7 @@ limit and (in ``errors``) the JSON Pointer where the budget was exceeded:
   only where they are referenced.
 * **Time** (:func:`deadline` around validation and the metaschema check): whatever still costs too
   much stops after ``VALIDATION_DEADLINE_SECONDS`` (:func:`bounded_validator_class` checks the
-  deadline on every keyword jsonschema evaluates) with :class:`DeadlineExceeded`.
+  deadline on every keyword jsonschema evaluates) with :class:`_DeadlineExceeded`.
 
 Thread safety: the budgets are plain functions of their arguments and the deadline is a
 ``ContextVar``, so each thread (each asyncio task) has its own; compiling or validating in a worker
@@ -59,7 +59,6 @@ __all__ = [
     "MAX_SCHEMA_NODES",
     "MAX_SCHEMA_PROPERTIES",
     "VALIDATION_DEADLINE_SECONDS",
-    "DeadlineExceeded",
     "bounded_validator_class",
     "check_chars",
     "check_document",
@@ -116,7 +115,7 @@ _PROPERTY_MAPS = ("properties", "patternProperties")
 _deadline: ContextVar[float | None] = ContextVar("studiolm_schema_deadline", default=None)
 
 
-class DeadlineExceeded(Exception):
+class _DeadlineExceeded(Exception):
     """Raised inside a validation that ran past its :func:`deadline` (caught by the caller)."""
 
 
@@ -279,14 +278,14 @@ def deadline(seconds: float = VALIDATION_DEADLINE_SECONDS) -> Iterator[None]:
 
 
 def time_budget_message(seconds: float = VALIDATION_DEADLINE_SECONDS) -> str:
-    """What to tell when :class:`DeadlineExceeded` stopped a validation."""
+    """What to tell when :class:`_DeadlineExceeded` stopped a validation."""
     return f"validation took longer than {seconds:g} s and was stopped (budget: {_TIME})"
 
 
 def _check_deadline() -> None:
     limit = _deadline.get()
     if limit is not None and time.monotonic() > limit:
-        raise DeadlineExceeded(time_budget_message())
+        raise _DeadlineExceeded(time_budget_message())
 
 
 @functools.cache

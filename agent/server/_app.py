@@ -1,9 +1,10 @@
 """The studiolm API over HTTP: an OpenAI-compatible Starlette app and ``studiolm serve`` (uvicorn).
 
-Routes: ``POST /v1/chat/completions``, ``GET /v1/models`` and ``/v1/models/{id}``, ``GET /health`` (and ``/v1/health``),
-``GET /openapi.json``. Responses and stream chunks are exactly what :class:`~agent._client.AsyncClient`
-returns, serialised as JSON; errors are the OpenAI envelope ``{"error": {"message", "type", "param",
-"code"}}`` with these statuses:
+Routes: ``POST /v1/chat/completions``, the Responses API (``POST /v1/responses``, ``GET`` and
+``DELETE /v1/responses/{id}``, see :mod:`agent.server._responses`), ``GET /v1/models`` and
+``/v1/models/{id}``, ``GET /health`` (and ``/v1/health``), ``GET /openapi.json``. Responses and stream
+chunks are exactly what :class:`~agent._client.AsyncClient` returns, serialised as JSON; errors are
+the OpenAI envelope ``{"error": {"message", "type", "param", "code"}}`` with these statuses:
 
 ===  ===========================================================================================
 400  a bad parameter (``param`` names it), an unknown body field, a body that is not a JSON object
@@ -70,7 +71,7 @@ logger = logging.getLogger("studiolm.server")
 
 _CHAT = "/v1/chat/completions"
 _PUBLIC_PATHS = frozenset({"/health", "/v1/health", "/openapi.json"})
-_KNOWN_PATHS = _PUBLIC_PATHS | {_CHAT, "/v1/models"}
+_KNOWN_PATHS = _PUBLIC_PATHS | {_CHAT, "/v1/models", "/v1/responses"}
 _ANSWERED = object()  # _ChatEndpoint._body: the request was already answered (or the client left)
 
 
@@ -89,6 +90,8 @@ def create_app(
     """
     keys = resolve_api_keys(api_keys)
     limits = limits or ServerLimits()
+    from agent.server._responses import responses_routes  # it builds on this module's endpoint
+
     state = _State(client, limits, frozenset(models) if models else None)
     routes = [
         Route(_CHAT, _ChatEndpoint(state), methods=["POST"]),
@@ -97,6 +100,7 @@ def create_app(
         Route("/health", _health, methods=["GET"]),
         Route("/v1/health", _health, methods=["GET"]),
         Route("/openapi.json", state.openapi, methods=["GET"]),
+        *responses_routes(state),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_exception, Exception: _crash})
     guarded = AccessMiddleware(app, api_keys=keys, protected=lambda path: path not in _PUBLIC_PATHS, deny=_deny)

@@ -60,7 +60,7 @@ def request(**overrides: Any) -> dict[str, Any]:
     ({"messages": "hi"}, "messages"),
     ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
     ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages[0].content[0].image_url"),
-    ({"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}, "messages[0].content[0]"),
+    ({"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}, "messages[0].content[0].input_audio"),
     ({"web_search": "always"}, "web_search"),
     ({"stream": "yes"}, "stream"),
     ({"response_format": "xml"}, "response_format"),
