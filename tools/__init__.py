@@ -22,7 +22,7 @@ from tools._exceptions import (
 )
 from tools._functions import TOOL_NAME_PATTERN, FunctionTool, ToolDefinition, ToolOutput, Toolset
 from tools._json_text import PartialJson
-from tools._local_index import LocalIndex
+from tools._local_index import LocalIndex, default_cache_dir
 from tools._mcp import McpToolset, mcp_server
 from tools._schema import CompiledSchema, OutputCheck, bound_for_decoding, compile_schema, json_pointer
 from tools._search import (
@@ -73,6 +73,7 @@ __all__ = [
     "UnsupportedSearchError",
     "bound_for_decoding",
     "compile_schema",
+    "default_cache_dir",
     "json_pointer",
     "mcp_server",
 ]

