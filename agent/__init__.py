@@ -2,9 +2,9 @@
 
 ``import agent as studiolm`` makes the studiolm documentation samples run as written::
 
-    client = studiolm.Client()          # embedded default: SmolLM2 + offline Wikipedia index
+    client = studiolm.Client()          # embedded default: Qwen2.5-Coder-0.5B + offline Wikipedia index
     response = client.chat.completions.create(
-        model="smollm2-135m-instruct",
+        model="qwen2.5-coder-0.5b-instruct",
         messages=[{"role": "user", "content": "Who directed 2001: A Space Odyssey?"}],
         web_search="force",
     )
@@ -24,6 +24,7 @@ from agent._exceptions import (
     GraphLimitError,
     InternalServerError,
     ModelError,
+    ModelIntegrityError,
     NotFoundError,
     OutputValidationError,
     RateLimitError,
@@ -91,6 +92,7 @@ __all__ = [
     "ModelBackend",
     "ModelError",
     "ModelEvent",
+    "ModelIntegrityError",
     "ModelList",
     "ModelRequest",
     "ModelResult",

