@@ -20,6 +20,7 @@ from typing import Any, cast
 
 import jsonschema
 import pytest
+from embedded import needs_default_model
 
 from agent._exceptions import BadRequestError, ModelError, NotFoundError
 from agent._llama_backend import DEFAULT_LOCAL_MODEL, REPEAT_PENALTY, LlamaBackend
@@ -349,6 +350,30 @@ async def test_auto_tool_choice_may_answer_in_plain_text(gguf: Path) -> None:
     else:
         assert result.content == "".join(e.text for e in events if isinstance(e, TextDelta))
         assert not result.content.startswith("{")
+
+
+@pytest.mark.local_model
+@needs_default_model
+async def test_the_default_tier_follows_its_chat_template_with_a_system_message() -> None:
+    messages = (Message("system", "Always answer in French."), Message("user", "What is the capital of Italy?"))
+    request = ModelRequest(model=DEFAULT_LOCAL_MODEL, messages=messages, sampling=SamplingParams(0.0, 30))
+    result = await LlamaBackend().complete(request)
+    assert result.finish_reason == "stop"  # the template's end-of-turn token ends the answer
+    assert "Rome" in result.content and "capitale" in result.content.lower()
+
+
+@pytest.mark.local_model
+@needs_default_model
+async def test_the_default_tier_calls_tools_in_its_own_format_never_streaming_the_call() -> None:
+    request = _request("Who is the president of Brazil now?", model=DEFAULT_LOCAL_MODEL, max_tokens=40,
+                       tools=(SEARCH_TOOL,), tool_choice="auto")
+    events = [e async for e in LlamaBackend().stream(request)]
+    result = events[-1]
+    assert isinstance(result, ModelResult)
+    assert result.content == "".join(e.text for e in events if isinstance(e, TextDelta))
+    for call in result.tool_calls:  # the model chooses; whatever it chose must be well-formed
+        assert call.name == "web_search" and isinstance(json.loads(call.arguments), dict)
+        assert "<tool_call>" not in result.content and "web_search" not in result.content
 
 
 async def test_unknown_tool_choice_is_a_bad_request() -> None:
