@@ -80,6 +80,10 @@ TOP_K = 40
 MIN_P = 0.05
 # Distinct grammars kept per loaded model (JSON schemas seen by the process).
 GRAMMAR_CACHE_SIZE = 128
+# Larger GBNF texts are not compiled (the schema is generated unconstrained, then validated):
+# llama.cpp's grammar parser crashes the process (segfault) on a 1.5 MB grammar converted from
+# JSONSchemaBench Github_hard/o13152; the largest grammar in that sample that constrains anything is 67 KB.
+MAX_GBNF_CHARS = 256 * 1024
 
 _INSTALL_HINT = "install the llama.cpp runtime with `pip install 'studiolm-agent[local]'` (or `make install`)"
 _WORKER_NAME = "studiolm-llama-worker"
@@ -182,6 +186,8 @@ def _schema_gbnf(schema_text: str) -> str | None:
     try:
         gbnf = _import_llama_cpp().llama_grammar.json_schema_to_gbnf(schema_text)
     except Exception:  # unsupported keywords, bad refs: generate unconstrained instead
+        return None
+    if len(gbnf) > MAX_GBNF_CHARS:
         return None
     return str(gbnf).replace(_SCHEMA_CHAR_RULE, _STRICT_CHAR_RULE)
 

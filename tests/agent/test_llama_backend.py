@@ -390,3 +390,14 @@ def _no_leftover_workers() -> Iterator[None]:
     for worker in _workers():
         worker.join(timeout=5)
     assert not _workers()
+
+
+def test_a_huge_schema_grammar_is_not_compiled() -> None:
+    """llama.cpp's grammar parser crashes the process on megabyte grammars: such a schema goes unconstrained."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    from agent._llama_backend import MAX_GBNF_CHARS, _schema_gbnf
+
+    names = [f"field_{i}_{'x' * 40}" for i in range(MAX_GBNF_CHARS // 60)]
+    huge = {"type": "object", "properties": {n: {"type": "string"} for n in names}, "required": names}
+    assert _schema_gbnf(json.dumps(huge)) is None
+    assert _schema_gbnf(json.dumps(RECIPE_SCHEMA)) is not None
