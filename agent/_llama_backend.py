@@ -13,9 +13,11 @@ Design points:
   through an :class:`asyncio.Queue` fed with ``loop.call_soon_threadsafe``. When the consumer goes
   away (``aclose``, cancellation) a :class:`threading.Event` is set and the worker stops before the
   next token.
-* JSON mode is grammar-constrained decoding: a JSON schema becomes a GBNF grammar (cached per schema
-  text); a schema llama.cpp cannot express falls back to unconstrained generation (the chat graph
-  validates the output anyway).
+* JSON mode is grammar-constrained decoding: a JSON schema answer is masked token by token by
+  llguidance (:mod:`agent._llguidance`, which enforces far more of JSON Schema) when it is installed
+  and compiles the schema; otherwise, and for tool calls, the schema becomes a GBNF grammar (cached
+  per schema text); a schema neither can express falls back to unconstrained generation (the chat
+  graph validates the output anyway).
 * Tool calls: a model trained to call tools (the Qwen tiers, ``native_tools``) gets the tools from
   its own chat template and writes calls in its own format, which :mod:`agent._tool_call_parse`
   reads (``<tool_call>`` blocks, bare or fenced JSON, offered names only); text that may open a call
@@ -43,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from agent._exceptions import BadRequestError, ModelError, NotFoundError
+from agent._llguidance import engine_for, schema_grammar
 from agent._model_files import DEFAULT_TIER, TIERS, TINY_TIER, ModelTier, installed_tiers, model_path
 from agent._models import (
     Capabilities,
@@ -407,10 +410,11 @@ def _generate(loaded: _LoadedModel, job: _Job, stop: threading.Event, emit: Call
     """Worker thread body: stream one completion into ``emit`` until done or ``stop`` is set."""
     try:
         # Converting a big schema takes a while in Python; do it before taking the model's lock.
-        gbnf = _request_gbnf(job.request, job.tools, job.native)
+        mask = _mask_grammar(job)
+        gbnf = None if mask is not None else _request_gbnf(job.request, job.tools, job.native)
         with loaded.lock:
             if not stop.is_set():
-                _run(loaded, job, gbnf, stop, emit)
+                _run(loaded, job, gbnf, stop, emit, mask)
     except Exception as exc:  # handed to the event loop, which raises it as ModelError
         emit(exc)
         return
@@ -418,12 +422,27 @@ def _generate(loaded: _LoadedModel, job: _Job, stop: threading.Event, emit: Call
         emit(ModelError(f"generation with {loaded.path} stopped: the backend was closed"))
 
 
+def _mask_grammar(job: _Job) -> str | None:
+    """The llguidance grammar of a JSON-schema answer (no tools), or None to use GBNF instead."""
+    if job.tools or job.request.json_schema is None:
+        return None
+    return schema_grammar(job.request.json_schema)
+
+
 def _run(
-    loaded: _LoadedModel, job: _Job, gbnf: str | None, stop: threading.Event, emit: Callable[[_Item], None]
+    loaded: _LoadedModel,
+    job: _Job,
+    gbnf: str | None,
+    stop: threading.Event,
+    emit: Callable[[_Item], None],
+    mask: str | None = None,
 ) -> None:
     counter = _TokenCounter()
+    masker = engine_for(loaded.llama).processor(mask) if mask is not None else None
+    if mask is not None and masker is None:  # llguidance refused the grammar for this vocabulary
+        gbnf = _request_gbnf(job.request, job.tools, job.native)
     grammar = loaded.grammar(gbnf) if gbnf is not None else None
-    processors = _import_llama_cpp().LogitsProcessorList([counter])
+    processors = _import_llama_cpp().LogitsProcessorList([counter, *([masker] if masker else [])])
     chunks = loaded.llama.create_chat_completion(
         job.messages, stream=True, grammar=grammar, logits_processor=processors, **job.options
     )
