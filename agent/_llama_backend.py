@@ -84,8 +84,9 @@ MIN_P = 0.05
 # Distinct grammars kept per loaded model (JSON schemas seen by the process).
 GRAMMAR_CACHE_SIZE = 128
 # Larger GBNF texts are not compiled (the schema is generated unconstrained, then validated):
-# llama.cpp's grammar parser crashes the process (segfault) on a 1.5 MB grammar converted from
-# JSONSchemaBench Github_hard/o13152; the largest grammar in that sample that constrains anything is 67 KB.
+# llama.cpp's grammar parser crashed the process (segfault) on three grammars converted from the
+# JSONSchemaBench sample (384 KB, 533 KB, 1.5 MB: Github_medium/o9880, o42609, Github_hard/o13152);
+# the largest grammar in that sample that compiled is 67 KB.
 MAX_GBNF_CHARS = 256 * 1024
 
 _INSTALL_HINT = "install the llama.cpp runtime with `pip install 'studiolm-agent[local]'` (or `make install`)"
