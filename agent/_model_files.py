@@ -212,7 +212,11 @@ def _joined(tier: ModelTier, parts: Sequence[Path], models_dir: Path) -> Path:
             target.unlink(missing_ok=True)  # a damaged cache copy: the parts can rebuild it
         else:
             return target
-    _join(tier, parts, target)
+    try:
+        _join(tier, parts, target)
+    except OSError as exc:  # a read-only or full disk, a file where the folder should be
+        message = f"could not write {tier.model_id} to {target}: {exc}; point STUDIOLM_CACHE_DIR at a writable folder"
+        raise ModelError(message) from exc
     _remember(models_dir, target, tier.sha256)
     return target
 

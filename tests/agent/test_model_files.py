@@ -129,6 +129,14 @@ def test_a_missing_part_package_says_how_to_install_it(site: Path, tmp_path: Pat
     assert installed_tiers([tier]) == []
 
 
+def test_an_unwritable_cache_is_a_model_error_naming_the_setting(site: Path, tmp_path: Path) -> None:
+    tier = make_tier(install_parts(site, CONTENTS), b"".join(CONTENTS))
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    with pytest.raises(ModelError, match="STUDIOLM_CACHE_DIR") as info:
+        model_path(tier, tmp_path / "cache")
+    assert str(tmp_path / "cache") in str(info.value)
+
+
 def test_installed_tiers_lists_only_complete_installs(site: Path) -> None:
     tier = make_tier(install_parts(site, CONTENTS), b"".join(CONTENTS))
     absent = ModelTier("absent", "Absent", (PartFile("no-such-dist-xyz", "1", "x.bin"),), size=1, sha256="0" * 64)
