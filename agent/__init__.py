@@ -4,9 +4,9 @@ Everything a user touches is importable from here: the clients, the response typ
 backends, the search backends and toolsets, the budgets, and every error of the one exception tree.
 ``import agent as studiolm`` makes the studiolm documentation samples run as written::
 
-    client = studiolm.Client()          # embedded default: a local GGUF model + the offline Wikipedia index
+    client = studiolm.Client()          # embedded default: Qwen2.5-Coder-0.5B + offline Wikipedia index
     response = client.chat.completions.create(
-        model="gemma-3-12b-it-qat",
+        model="qwen2.5-coder-0.5b-instruct",
         messages=[{"role": "user", "content": "Who directed 2001: A Space Odyssey?"}],
         web_search="force",
     )
@@ -41,6 +41,7 @@ from agent._exceptions import (
     McpConnectionError,
     McpError,
     ModelError,
+    ModelIntegrityError,
     NotFoundError,
     OutputValidationError,
     RateLimitError,
@@ -156,6 +157,7 @@ __all__ = [
     "ModelBackend",
     "ModelError",
     "ModelEvent",
+    "ModelIntegrityError",
     "ModelList",
     "ModelRequest",
     "ModelResult",

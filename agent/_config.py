@@ -3,9 +3,10 @@
 Environment variables:
 
 * ``STUDIOLM_API_KEY`` / ``STUDIOLM_BASE_URL`` — drive an OpenAI-compatible endpoint.
-* ``STUDIOLM_MODEL_PATH`` — a GGUF file for the embedded backend instead of SmolLM2.
+* ``STUDIOLM_MODEL_PATH`` — a GGUF file the embedded backend serves besides its model tiers.
 * ``STUDIOLM_SEARCH`` — ``auto`` (web, then the offline index), ``web``, ``local``, or ``none``.
-* ``STUDIOLM_CACHE_DIR`` — where the offline index is cached (default ``~/.cache/studiolm``).
+* ``STUDIOLM_CACHE_DIR`` — where the offline index and the joined model files are cached
+  (default ``~/.cache/studiolm``).
 """
 
 from __future__ import annotations

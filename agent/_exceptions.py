@@ -28,6 +28,7 @@ stand apart from run-time failures (upstream model, search, validation, limits):
         │   ├── RateLimitError             429 after all retries (.retry_after)
         │   └── InternalServerError        5xx after all retries
         ├── ModelError                     a model backend failed to load or generate                  graphs
+        │   └── ModelIntegrityError        a model file is not the pinned sha256 (.path, .expected, .actual)
         ├── OutputValidationError          JSON-mode output never validated (.attempts)                graphs
         ├── GraphLimitError                the graph hit its step budget (.limit)                      graphs
         ├── ToolsetError                   a toolset failed outside a tool call (.toolset)             graphs
@@ -88,6 +89,7 @@ __all__ = [
     "McpConnectionError",
     "McpError",
     "ModelError",
+    "ModelIntegrityError",
     "NotFoundError",
     "OutputValidationError",
     "RateLimitError",
@@ -204,3 +206,18 @@ class InternalServerError(APIStatusError):
     """The upstream kept failing with 5xx."""
 
 
+
+
+class ModelIntegrityError(ModelError):
+    """A model file's sha256 is not the pinned one: it is refused, never loaded.
+
+    ``path`` is the checked file, ``expected`` the pinned hex digest, ``actual`` the file's.
+    """
+
+    code = "model_integrity_error"
+
+    def __init__(self, message: str, *, path: str, expected: str, actual: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.expected = expected
+        self.actual = actual

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.embedded import needs_embedded_model
+from tests.embedded import TINY, needs_embedded_model
 
 STUDIOLM = shutil.which("studiolm", path=str(Path(sys.executable).parent)) or "studiolm"
 
@@ -63,7 +63,7 @@ needs_model = needs_embedded_model
 def test_ask_force_on_a_folder_index_streams_steps_and_cites_the_file(notes: Path, tmp_path: Path) -> None:
     db = tmp_path / "notes.db"
     assert run("index", str(notes), "--db", str(db), cache=tmp_path).returncode == 0
-    done = run("ask", "What do llamas need?", "--web-search", "force", "--index", str(db),
+    done = run("ask", "What do llamas need?", "--web-search", "force", "--index", str(db), "--model", TINY,
                "--temperature", "0", "--max-tokens", "40", cache=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "search.started" in done.stderr and "search.completed: 1 results from local" in done.stderr
@@ -73,10 +73,12 @@ def test_ask_force_on_a_folder_index_streams_steps_and_cites_the_file(notes: Pat
 @pytest.mark.local_model
 @needs_model
 def test_ask_raw_no_stream_prints_the_response_json(tmp_path: Path) -> None:
-    done = run("ask", "Say hello", "--no-stream", "--raw", "--search", "none", "--max-tokens", "8", cache=tmp_path)
+    # The tiny tier: the default's first use would join its 491 MB file into this test's own cache.
+    done = run("ask", "Say hello", "--no-stream", "--raw", "--search", "none", "--max-tokens", "8", "--model", TINY,
+               cache=tmp_path)
     assert done.returncode == 0, done.stderr
     body = json.loads(done.stdout)
-    assert body["object"] == "chat.completion" and body["model"] == "smollm2-135m-instruct"
+    assert body["object"] == "chat.completion" and body["model"] == TINY
 
 
 def test_an_unwritable_index_path_is_an_error_not_a_traceback(notes: Path, tmp_path: Path) -> None:

@@ -1,4 +1,8 @@
-"""The embedded default end to end: real SmolLM2 via llama.cpp, real offline index, every mode."""
+"""The embedded models end to end: real llama.cpp models, the real offline index, every mode.
+
+The plumbing (modes, steps, citations, images) runs on the tiny tier, SmolLM2-135M; the answers
+whose quality is the point run on the default tier, Qwen2.5-Coder-0.5B.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,14 @@ from typing import Any
 import pytest
 
 import agent as studiolm
-from tests.embedded import embedded_model_available
+from tests.embedded import DEFAULT, TINY, embedded_model_available, skip_unless_tier
 from tests.fakes import FakeSearch
 from tools import CorpusNotFoundError, LocalIndex
 
 pytestmark = pytest.mark.local_model
 
 QUESTION = "Who directed 2001: A Space Odyssey?"
-MODEL = "smollm2-135m-instruct"
+MODEL = TINY
 ARTICLE = "https://en.wikipedia.org/wiki/2001:_A_Space_Odyssey"
 
 
@@ -54,8 +58,19 @@ def test_the_default_client_is_the_embedded_model() -> None:
     if not embedded_model_available():
         pytest.skip("embedded model not installed")
     with studiolm.Client(search="none") as client:
-        assert [m["id"] for m in client.models.list()["data"]] == [MODEL]
+        listed = [m["id"] for m in client.models.list()["data"]]
+        assert listed[0] == DEFAULT == studiolm.DEFAULT_LOCAL_MODEL and MODEL in listed
         assert client.backend.name == "llama-cpp"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_default_model_answers_from_the_offline_article(client: studiolm.Client, stream: bool) -> None:
+    skip_unless_tier(DEFAULT)
+    text, steps, body = ask(client, stream, model=DEFAULT, web_search="force")
+    assert body["citations"][0] == ARTICLE and body["model"] == DEFAULT
+    assert "Kubrick" in text
+    if stream:
+        assert any(s["type"] == "generation.started" for s in steps)
 
 
 @pytest.mark.parametrize("stream", [False, True])

