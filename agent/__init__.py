@@ -61,6 +61,14 @@ from agent._exceptions import (
     UpstreamNotFoundError,
     UsageError,
 )
+from agent._extract import (
+    ExtractReport,
+    ExtractSkipped,
+    ExtractSummary,
+    aextract,
+    extract,
+    extract_events,
+)
 from agent._types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -79,6 +87,8 @@ from agent.server import ServerLimits
 from graphs import (
     Capabilities,
     ChatLimits,
+    ExtractFailure,
+    ExtractOutcome,
     Message,
     ModelBackend,
     ModelEvent,
@@ -131,6 +141,11 @@ __all__ = [
     "CorpusNotFoundError",
     "DEFAULT_LOCAL_MODEL",
     "DuckDuckGoSearch",
+    "ExtractFailure",
+    "ExtractOutcome",
+    "ExtractReport",
+    "ExtractSkipped",
+    "ExtractSummary",
     "FetchBlockedError",
     "FetchError",
     "FunctionTool",
@@ -191,7 +206,10 @@ __all__ = [
     "Usage",
     "UsageError",
     "WireObject",
+    "aextract",
     "create_app",
+    "extract",
+    "extract_events",
     "mcp_server",
     "serve",
 ]
