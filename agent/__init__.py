@@ -69,6 +69,7 @@ from agent._extract import (
     extract,
     extract_events,
 )
+from agent._extract_ray import extract_dataset
 from agent._types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -209,6 +210,7 @@ __all__ = [
     "aextract",
     "create_app",
     "extract",
+    "extract_dataset",
     "extract_events",
     "mcp_server",
     "serve",

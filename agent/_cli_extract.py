@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from agent._client import Client
-from agent._exceptions import UsageError
 from agent._extract import DEFAULT_CONCURRENCY, aextract
 from graphs import CHUNK_CHARS
 from tools import PageFetcher
@@ -66,13 +65,16 @@ def run_extract(args: argparse.Namespace) -> int:
         "output": args.output, "errors": errors, "resume": args.resume, "overwrite": args.overwrite,
         "concurrency": args.concurrency, "model": args.model, "web_search": _mode(args.web_search),
         "text_field": args.text_field, "id_field": args.id_field, "chunk_chars": args.chunk_chars,
-        "evidence": not args.no_evidence, "fetcher": PageFetcher(allowed_networks=args.fetch_allow),
+        "evidence": not args.no_evidence,
     }
-    with Client(search=None if args.web_search != "off" else "none") as client:
-        if args.engine == "ray":
-            raise UsageError("--engine ray: not available yet")
-        report = client._loop.run(aextract(inputs, args.schema, client=client, progress=not args.no_progress,
-                                           **options))
+    if args.engine == "ray":
+        from agent._extract_ray import extract_with_ray
+
+        summary = extract_with_ray(inputs, args.schema, fetch_allowed_networks=args.fetch_allow, **options)
+    else:
+        with Client(search=None if args.web_search != "off" else "none") as client:
+            report = client._loop.run(aextract(inputs, args.schema, client=client, progress=not args.no_progress,
+                                               fetcher=PageFetcher(allowed_networks=args.fetch_allow), **options))
         summary = report.summary
     print(summary, file=sys.stderr)
     print(f"records: {args.output}  failures: {errors}", file=sys.stderr)

@@ -57,16 +57,21 @@ from tools import PageFetcher
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "ExtractJob",
     "ExtractReport",
     "ExtractSkipped",
     "ExtractSummary",
     "Extraction",
+    "MAX_CONCURRENCY",
     "aextract",
+    "default_model",
     "extract",
     "extract_events",
+    "extract_item",
     "failure_line",
     "outcome_line",
     "parse_schema",
+    "web_search_mode",
 ]
 
 # Documents in flight at once. An HTTP upstream takes many more; the embedded model serves one at a
@@ -108,14 +113,22 @@ class ExtractSummary:
     def add(self, result: Extraction) -> None:
         """Count one result."""
         if isinstance(result, ExtractSkipped):
-            self.skipped += 1
-            return
-        self.usage = self.usage + result.usage
-        if isinstance(result, ExtractOutcome):
-            self.ok += 1
+            self.count("skipped")
+        elif isinstance(result, ExtractOutcome):
+            self.count("ok", usage=result.usage)
         else:
+            self.count("failed", result.reason, result.usage)
+
+    def count(self, kind: str, reason: str | None = None, usage: Usage | None = None) -> None:
+        """Count one result of ``kind`` ``"ok"``, ``"failed"`` (with its ``reason``) or ``"skipped"``."""
+        self.usage = self.usage + (usage or Usage())
+        if kind == "ok":
+            self.ok += 1
+        elif kind == "failed":
             self.failed += 1
-            self.failures[result.reason] += 1
+            self.failures[reason or "unknown"] += 1
+        else:
+            self.skipped += 1
 
     def __str__(self) -> str:
         rate = (self.ok + self.failed) / self.seconds if self.seconds > 0 else 0.0
@@ -140,7 +153,9 @@ class ExtractReport:
 
 
 @dataclass(slots=True)
-class _Job:
+class ExtractJob:
+    """What every document of a run shares: the client, model, compiled schema, options, and the logs."""
+
     client: AsyncClient
     model: str
     spec: JsonFormat
@@ -148,8 +163,8 @@ class _Job:
     evidence: bool
     chunk_chars: int
     fetcher: PageFetcher
-    output: JsonlLog | None
-    errors: JsonlLog | None
+    output: JsonlLog | None = None
+    errors: JsonlLog | None = None
 
 
 # --- public API --------------------------------------------------------------------------------
@@ -175,7 +190,7 @@ async def extract_events(
         raise BadRequestError(f"must be between 1 and {MAX_CONCURRENCY}, got {concurrency!r}", param="concurrency")
     items = iter_inputs(inputs, text_field=text_field, id_field=id_field)
     spec = parse_schema(schema)
-    mode = _web_search(web_search)
+    mode = web_search_mode(web_search)
     async with contextlib.AsyncExitStack() as stack:
         job = await _job(stack, client, model, spec, mode, evidence, chunk_chars, fetcher, output, errors, resume,
                          overwrite)
@@ -261,7 +276,7 @@ def failure_line(failure: ExtractFailure) -> dict[str, Any]:
 async def _job(stack: contextlib.AsyncExitStack, client: AsyncClient | Client | None, model: str | None,
                spec: JsonFormat, mode: WebSearchMode, evidence: bool, chunk_chars: int,
                fetcher: PageFetcher | None, output: str | Path | None, errors: str | Path | None,
-               resume: bool, overwrite: bool) -> _Job:
+               resume: bool, overwrite: bool) -> ExtractJob:
     if chunk_chars < 1:
         raise BadRequestError(f"must be positive, got {chunk_chars!r}", param="chunk_chars")
     if isinstance(client, Client):
@@ -269,7 +284,7 @@ async def _job(stack: contextlib.AsyncExitStack, client: AsyncClient | Client | 
     if client is None:
         client = AsyncClient(search=None if mode != "off" else "none")
         stack.push_async_callback(client.aclose)
-    chosen = model or await _default_model(client)
+    chosen = model or await default_model(client)
     await client.backend.check_model(chosen)
     # Opened last: a mistake above must not have emptied an output file already.
     logs = [JsonlLog(p, resume=resume, overwrite=overwrite, param=n) if p is not None else None
@@ -277,10 +292,10 @@ async def _job(stack: contextlib.AsyncExitStack, client: AsyncClient | Client | 
     for log in logs:
         if log is not None:
             stack.callback(log.close)
-    return _Job(client, chosen, spec, mode, evidence, chunk_chars, fetcher or PageFetcher(), logs[0], logs[1])
+    return ExtractJob(client, chosen, spec, mode, evidence, chunk_chars, fetcher or PageFetcher(), logs[0], logs[1])
 
 
-async def _run(job: _Job, items: Iterator[Item], concurrency: int) -> AsyncIterator[Extraction]:
+async def _run(job: ExtractJob, items: Iterator[Item], concurrency: int) -> AsyncIterator[Extraction]:
     done = (job.output.ids if job.output else set()) | (job.errors.ids if job.errors else set())
     seen: set[str] = set()
     slots = asyncio.Semaphore(concurrency)
@@ -312,9 +327,9 @@ async def _run(job: _Job, items: Iterator[Item], concurrency: int) -> AsyncItera
         await asyncio.gather(*running, return_exceptions=True)
 
 
-async def _one(job: _Job, item: Item) -> ExtractOutcome | ExtractFailure:
+async def _one(job: ExtractJob, item: Item) -> ExtractOutcome | ExtractFailure:
     """Extract one input and write its line (before anyone reads the result)."""
-    result = await _extract_item(job, item)
+    result = await extract_item(job, item)
     if isinstance(result, ExtractOutcome):
         if job.output is not None:
             job.output.write(outcome_line(result))
@@ -323,7 +338,8 @@ async def _one(job: _Job, item: Item) -> ExtractOutcome | ExtractFailure:
     return result
 
 
-async def _extract_item(job: _Job, item: Item) -> ExtractOutcome | ExtractFailure:
+async def extract_item(job: ExtractJob, item: Item) -> ExtractOutcome | ExtractFailure:
+    """The per-document function of both engines: read or fetch the input, then run the pipeline."""
     if item.problem is not None:
         return ExtractFailure(item.id, item.source, "bad_input", item.problem)
     try:
@@ -340,7 +356,7 @@ async def _extract_item(job: _Job, item: Item) -> ExtractOutcome | ExtractFailur
     return await run_extraction(request, deps)
 
 
-async def _text(job: _Job, item: Item) -> str:
+async def _text(job: ExtractJob, item: Item) -> str:
     if item.text is not None:
         return item.text
     if item.url is not None:
@@ -353,14 +369,16 @@ async def _text(job: _Job, item: Item) -> str:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-async def _default_model(client: AsyncClient) -> str:
+async def default_model(client: AsyncClient) -> str:
+    """The client's default model id: the embedded default if listed, else the first listed."""
     ids = await client.backend.list_models()
     if not ids:
         raise UsageError(f"model: the backend {client.backend.name!r} lists no models; pass model=")
     return DEFAULT_LOCAL_MODEL if DEFAULT_LOCAL_MODEL in ids else ids[0]
 
 
-def _web_search(value: Any) -> WebSearchMode:
+def web_search_mode(value: Any) -> WebSearchMode:
+    """The graph's mode for a ``web_search`` argument (as ``create()`` takes it)."""
     mode = _WEB_SEARCH.get(value) if isinstance(value, str | bool) or value is None else None
     if mode is None:
         raise BadRequestError(f"must be false, 'auto', 'force' or 'images', got {value!r}", param="web_search")
