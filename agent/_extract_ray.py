@@ -15,10 +15,12 @@
   errors JSONL as its block arrives (one whole, synced line each) and, with ``resume=True``, the actors
   skip every id already in either file. Only results travel to the driver, never document text.
 * **The model** is built inside each actor by ``backend_factory`` (a picklable callable returning a
-  :class:`ModelBackend`; default: from the environment, like ``AsyncClient()``), because an HTTP
-  client or a loaded GGUF model cannot be shipped between processes. On a cluster, give the workers
-  the environment: ``ray.init(address="auto", runtime_env={"env_vars": {"STUDIOLM_BASE_URL": ...,
-  "STUDIOLM_API_KEY": ...}})``, and make the schema (a pydantic class) importable on every node.
+  :class:`ModelBackend`), because an HTTP client or a loaded GGUF model cannot be shipped between
+  processes. The default builds what ``AsyncClient()`` would build *from the driver's environment*
+  (``STUDIOLM_BASE_URL``, ``STUDIOLM_API_KEY``, ``STUDIOLM_MODEL_PATH``, read when the run starts and
+  sent to the actors: workers of a running cluster do not share the driver's environment). On a
+  cluster, start with ``ray.init(address="auto")`` (or ``RAY_ADDRESS``), and make the schema (a
+  pydantic class) importable on every node (``runtime_env={"py_modules": [...]}``).
 
 Dataset rows need an id column (``id_field``) and a text column (``text_field``) or a ``url``.
 """
@@ -29,11 +31,13 @@ import asyncio
 import importlib
 import json
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from agent._client import AsyncClient
+from agent._config import resolve_model_backend
 from agent._exceptions import BadRequestError, UsageError
 from agent._extract import (
     DEFAULT_CONCURRENCY,
@@ -48,10 +52,20 @@ from agent._extract import (
     web_search_mode,
 )
 from agent._extract_io import Item, JsonlLog, iter_inputs
+from agent.models import DEFAULT_MAX_RETRIES
 from graphs import CHUNK_CHARS, ExtractOutcome, ModelBackend, Usage
 from tools import PageFetcher
 
-__all__ = ["ACTOR_CPUS", "DEFAULT_ACTORS", "RAY_INSTALL_HINT", "extract_dataset", "extract_with_ray", "items_dataset"]
+__all__ = [
+    "ACTOR_CPUS",
+    "BACKEND_ENV",
+    "DEFAULT_ACTORS",
+    "RAY_INSTALL_HINT",
+    "EnvBackendFactory",
+    "extract_dataset",
+    "extract_with_ray",
+    "items_dataset",
+]
 
 #: Actors (each with its own client) unless ``actors=`` says otherwise; at most ``concurrency``.
 DEFAULT_ACTORS = 4
@@ -61,6 +75,8 @@ ROWS_PER_BATCH = 16
 # CPUs reserved per actor: extraction actors mostly wait on the model endpoint. Raise it (``actor_cpus=``)
 # when each actor runs a local model itself.
 ACTOR_CPUS = 0.25
+#: The environment the default backend factory takes from the driver to the actors.
+BACKEND_ENV = ("STUDIOLM_API_KEY", "STUDIOLM_BASE_URL", "STUDIOLM_MODEL_PATH")
 RAY_INSTALL_HINT = "the Ray engine needs Ray Data: pip install 'studiolm-agent[ray]'"
 
 
@@ -86,7 +102,8 @@ def extract_dataset(
     logs = [JsonlLog(path, resume=resume, overwrite=overwrite, param=name)
             for name, path in (("output", output), ("errors", errors))]
     try:
-        settings = {"schema": schema, "model": model, "backend_factory": backend_factory, "web_search": web_search,
+        factory = backend_factory or EnvBackendFactory({k: os.environ[k] for k in BACKEND_ENV if k in os.environ})
+        settings = {"schema": schema, "model": model, "backend_factory": factory, "web_search": web_search,
                     "evidence": evidence, "chunk_chars": chunk_chars, "text_field": text_field,
                     "id_field": id_field, "in_flight": math.ceil(concurrency / pool),
                     "done": logs[0].ids | logs[1].ids, "allowed_networks": list(fetch_allowed_networks)}
@@ -110,6 +127,17 @@ def extract_with_ray(inputs: Any, schema: Any, **options: Any) -> ExtractSummary
     """:func:`extract_dataset` over the inputs :func:`agent.extract` takes (the ``--engine ray`` path)."""
     fields = {"text_field": options.pop("text_field", "text"), "id_field": options.pop("id_field", "id")}
     return extract_dataset(items_dataset(inputs, **fields), schema, **options)  # rows use "text" and "id"
+
+
+class EnvBackendFactory:
+    """Builds the backend ``AsyncClient()`` would build, from a given environment (picklable)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = dict(env)
+
+    def __call__(self) -> ModelBackend:
+        return resolve_model_backend(backend=None, api_key=None, base_url=None, http_client=None, timeout=None,
+                                     max_retries=DEFAULT_MAX_RETRIES, env=self.env)
 
 
 # --- driver side -------------------------------------------------------------------------------
@@ -155,8 +183,7 @@ class _ExtractActor:
     async def _open_job(self) -> ExtractJob:
         settings = self._settings
         mode = web_search_mode(settings["web_search"])
-        factory = settings["backend_factory"]
-        client = AsyncClient(backend=factory() if factory else None, search=None if mode != "off" else "none")
+        client = AsyncClient(backend=settings["backend_factory"](), search=None if mode != "off" else "none")
         model = settings["model"] or await default_model(client)
         await client.backend.check_model(model)
         return ExtractJob(client, model, parse_schema(settings["schema"]), mode, settings["evidence"],

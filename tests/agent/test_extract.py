@@ -327,3 +327,20 @@ def test_sync_extract_with_a_progress_bar(tmp_path: Path, capsys: pytest.Capture
     assert report.summary.ok == 1 and report.summary.failed == 1
     assert "2/2" in capsys.readouterr().err
     assert "2 inputs: 1 ok, 1 failed" in str(report.summary)
+
+
+async def test_web_search_sources_become_citations(fake_search: Any) -> None:
+    async with AsyncClient(backend=kv_model(), search=fake_search) as client:
+        report = await agent.aextract(["name: Ada\nage: 36"], PERSON_SCHEMA, client=client, web_search="force")
+    outcome = report.results[0]
+    assert isinstance(outcome, ExtractOutcome), outcome
+    assert fake_search.queries
+    assert [c["url"] for c in outcome.provenance()["citations"]] == [r.url for r in fake_search.results]
+
+
+async def test_bad_options_name_their_parameter() -> None:
+    for options, param in (({"concurrency": 0}, "concurrency"), ({"web_search": "sometimes"}, "web_search"),
+                           ({"chunk_chars": 0}, "chunk_chars")):
+        with pytest.raises(BadRequestError) as caught:
+            await run(["x"], **options)
+        assert caught.value.param == param

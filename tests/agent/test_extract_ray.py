@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -15,6 +16,7 @@ import agent
 from agent import OpenAICompatibleBackend, ScriptedModel
 from benchmarks.fake_upstream import FakeUpstream
 from tests.agent.test_extract import PERSON_SCHEMA, kv_model
+from tests.agent.test_extract_cli import CLI
 
 # Before Ray is imported (it reads them then): a single-node instance on loopback only (Ray otherwise
 # binds to the machine's address, which the test network guard refuses) and no usage-stats probes of
@@ -71,3 +73,22 @@ def test_concurrency_is_bounded_across_actors(tmp_path: Path) -> None:
                                         actors=2)
         assert summary.ok == 10
         assert 2 <= upstream.max_in_flight <= 4
+
+
+def test_cli_engine_ray(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for n in range(5):
+        (docs / f"d{n}.txt").write_text(f"name: P{n}\nage: {n}")
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(PERSON_SCHEMA))
+    out = tmp_path / "out.jsonl"
+    with FakeUpstream(delay=0.01) as upstream:
+        env = {**os.environ, "STUDIOLM_BASE_URL": upstream.base_url, "STUDIOLM_API_KEY": "test",
+               "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+        done = subprocess.run([*CLI, "extract", "--schema", str(schema), str(docs), "-o", str(out), "--engine", "ray"],
+                              env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "5 inputs: 5 ok, 0 failed" in done.stderr
+    assert sorted(by_id(out)) == sorted(str(p) for p in docs.iterdir())
+    assert by_id(out)[str(docs / "d3.txt")]["record"] == {"name": "P3", "age": 3}
