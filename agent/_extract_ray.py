@@ -69,8 +69,8 @@ __all__ = [
 
 #: Actors (each with its own client) unless ``actors=`` says otherwise; at most ``concurrency``.
 DEFAULT_ACTORS = 4
-# Rows per batch handed to an actor: enough to keep its in-flight slots busy, small enough that a
-# block's results reach the output files soon after they are made.
+# Rows per batch handed to an actor (at least twice its in-flight slots, so they stay busy): small
+# enough that a block's results reach the output files soon after they are made.
 ROWS_PER_BATCH = 16
 # CPUs reserved per actor: extraction actors mostly wait on the model endpoint. Raise it (``actor_cpus=``)
 # when each actor runs a local model itself.
@@ -103,12 +103,14 @@ def extract_dataset(
             for name, path in (("output", output), ("errors", errors))]
     try:
         factory = backend_factory or EnvBackendFactory({k: os.environ[k] for k in BACKEND_ENV if k in os.environ})
+        in_flight = math.ceil(concurrency / pool)
         settings = {"schema": schema, "model": model, "backend_factory": factory, "web_search": web_search,
                     "evidence": evidence, "chunk_chars": chunk_chars, "text_field": text_field,
-                    "id_field": id_field, "in_flight": math.ceil(concurrency / pool),
+                    "id_field": id_field, "in_flight": in_flight,
                     "done": logs[0].ids | logs[1].ids, "allowed_networks": list(fetch_allowed_networks)}
         results = dataset.map_batches(_ExtractActor, fn_constructor_kwargs={"settings": settings},
-                                      compute=ray_data.ActorPoolStrategy(size=pool), batch_size=ROWS_PER_BATCH,
+                                      compute=ray_data.ActorPoolStrategy(size=pool),
+                                      batch_size=max(ROWS_PER_BATCH, 2 * in_flight),
                                       batch_format="pandas", num_cpus=actor_cpus)
         return _collect(results, logs[0], logs[1])
     finally:

@@ -5,6 +5,10 @@
 the backend understands both). It counts requests and the most it ever had in flight at once
 (``max_in_flight``), which is how tests see that calls overlap without timing anything.
 
+``python -m benchmarks.fake_upstream --delay 0.1`` serves it in a process of its own (so its threads
+do not compete with the client for the GIL) and prints its base URL; ``GET /stats`` returns the
+counters and ``POST /reset`` zeroes them.
+
 The default reply reads ``key: value`` lines from the document in the prompt (numbers become numbers)
 and answers them as the record (``[a, b]`` becomes a list), wrapped with an evidence map when the prompt asks for one. A
 document containing ``UNPARSEABLE`` gets a reply that is not JSON.
@@ -106,14 +110,23 @@ class FakeUpstream:
 def _handler(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out as separate writes: without this, Nagle's algorithm meets the client's
+        # delayed ACK and every response waits ~40 ms.
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:
-            if self.path.rstrip("/").endswith("/models"):
+            if self.path == "/stats":
+                self._json({"requests": upstream.requests, "max_in_flight": upstream.max_in_flight})
+            elif self.path.rstrip("/").endswith("/models"):
                 self._json({"object": "list", "data": [{"id": "fake", "object": "model", "owned_by": "fake"}]})
             else:
                 self._json({"error": {"message": "not found"}}, status=404)
 
         def do_POST(self) -> None:
+            if self.path == "/reset":
+                upstream.reset()
+                self._json({})
+                return
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
             self._json(upstream.complete(body))
 
@@ -129,3 +142,20 @@ def _handler(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
             return  # quiet
 
     return Handler
+
+
+def _serve(argv: list[str]) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="a fixed-latency fake OpenAI-compatible upstream")
+    parser.add_argument("--delay", type=float, default=0.1)
+    args = parser.parse_args(argv)
+    with FakeUpstream(delay=args.delay) as upstream:
+        print(upstream.base_url, flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    import sys
+
+    _serve(sys.argv[1:])
