@@ -37,7 +37,7 @@ import copy
 import dataclasses
 import json
 import re
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +47,16 @@ from graphs._chat import run_chat
 from graphs._json_format import JsonFormat
 from graphs._state import ChatDeps, ChatOutcome, ChatRequest, WebSearchMode
 from graphs.errors import OutputValidationError
-from graphs.model import Message, SamplingParams, Usage
+from graphs.model import (
+    Capabilities,
+    Message,
+    ModelBackend,
+    ModelEvent,
+    ModelRequest,
+    ModelResult,
+    SamplingParams,
+    Usage,
+)
 from tools import StudiolmError, compile_schema, json_pointer
 
 __all__ = [
@@ -227,19 +236,48 @@ async def _extract_chunk(request: ExtractRequest, deps: ChatDeps, spec: JsonForm
     text = request.text[chunk.start:chunk.end]
     chat = ChatRequest(model=request.model, messages=_messages(text, chunk, total, request.evidence and _wraps(spec)),
                        sampling=request.sampling, web_search=request.web_search, response_format=spec)
+    metered = _Metered(deps.model)  # counts the tokens of attempts that end in a failure too
     try:
-        outcome = await _outcome(run_chat(chat, deps, deps.model.capabilities(request.model)))
+        outcome = await _outcome(run_chat(chat, dataclasses.replace(deps, model=metered),
+                                          deps.model.capabilities(request.model)))
     except OutputValidationError as exc:
         attempts = tuple({"chunk": chunk.id, **a} for a in exc.attempts)
-        return _failure(request, exc.code or "output_validation_failed", exc.message, attempts)
+        return _failure(request, exc.code or "output_validation_failed", exc.message, attempts, usage=metered.usage)
     except StudiolmError as exc:  # a backend or search failure: this document fails, the run goes on
-        return _failure(request, exc.code or type(exc).__name__, exc.message)
+        return _failure(request, exc.code or type(exc).__name__, exc.message, usage=metered.usage)
     chunk = dataclasses.replace(chunk, attempts=len(outcome.validation))
     value = outcome.parsed.model_dump(mode="json") if isinstance(outcome.parsed, pydantic.BaseModel) else outcome.parsed
     record, evidence = (value.get("record"), value.get("evidence") or {}) if _wraps(spec) else (value, {})
     kept, unverified = _verified(evidence, text)
     citations = tuple({"title": s.title, "url": s.url} for s in outcome.sources)
     return _Part(chunk, record, kept, unverified, citations, outcome.usage)
+
+
+class _Metered(ModelBackend):
+    """The caller's backend, adding up the usage of every result it streams."""
+
+    def __init__(self, inner: ModelBackend) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.usage = Usage()
+
+    async def list_models(self) -> list[str]:
+        return await self.inner.list_models()
+
+    def capabilities(self, model: str) -> Capabilities:
+        return self.inner.capabilities(model)
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        events = self.inner.stream(request)
+        try:
+            async for event in events:
+                if isinstance(event, ModelResult):
+                    self.usage = self.usage + event.usage
+                yield event
+        finally:
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 async def _outcome(events: AsyncGenerator[Any]) -> ChatOutcome:

@@ -87,6 +87,8 @@ async def test_every_input_ends_in_exactly_one_file(tmp_path: Path) -> None:
     assert reasons == {"item-2": "output_validation_failed", "d2": "bad_input", "item-5": "output_validation_failed"}
     unparseable = next(r for r in bad if r["id"] == "item-2")
     assert len(unparseable["attempts"]) == 3 and all("cannot find" in a["output"] for a in unparseable["attempts"])
+    failure = next(r for r in report.results if r.id == "item-2")
+    assert isinstance(failure, ExtractFailure) and failure.usage.completion_tokens == 3 * 6  # 3 attempts counted
     assert report.summary.ok == 3 and report.summary.failed == 3
     assert dict(report.summary.failures) == {"output_validation_failed": 2, "bad_input": 1}
     assert report.summary.usage.total_tokens > 0
