@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import pydantic
 
@@ -58,6 +58,7 @@ from tools import PageFetcher
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "ExtractJob",
+    "ExtractOptions",
     "ExtractReport",
     "ExtractSkipped",
     "ExtractSummary",
@@ -152,6 +153,24 @@ class ExtractReport:
         return [r.record for r in self.results if isinstance(r, ExtractOutcome)]
 
 
+class ExtractOptions(TypedDict, total=False):
+    """The keyword options of :func:`extract` and :func:`aextract` (those of :func:`extract_events`)."""
+
+    client: AsyncClient | Client | None
+    model: str | None
+    output: str | Path | None
+    errors: str | Path | None
+    resume: bool
+    overwrite: bool
+    concurrency: int
+    web_search: Any
+    evidence: bool
+    chunk_chars: int
+    text_field: str
+    id_field: str
+    fetcher: PageFetcher | None
+
+
 @dataclass(slots=True)
 class ExtractJob:
     """What every document of a run shares: the client, model, compiled schema, options, and the logs."""
@@ -198,7 +217,9 @@ async def extract_events(
             yield result
 
 
-async def aextract(inputs: Any, schema: Any, *, progress: bool = False, **options: Any) -> ExtractReport:
+async def aextract(
+    inputs: Any, schema: Any, *, progress: bool = False, **options: Unpack[ExtractOptions]
+) -> ExtractReport:
     """Run :func:`extract_events` to the end; returns every result and the :class:`ExtractSummary`.
 
     ``progress=True`` shows a progress bar (done, failed, rate, ETA; ``tqdm.auto``, so a widget in
@@ -223,7 +244,7 @@ async def aextract(inputs: Any, schema: Any, *, progress: bool = False, **option
     return ExtractReport(results, summary)
 
 
-def extract(inputs: Any, schema: Any, *, progress: bool = False, **options: Any) -> ExtractReport:
+def extract(inputs: Any, schema: Any, *, progress: bool = False, **options: Unpack[ExtractOptions]) -> ExtractReport:
     """Synchronous :func:`aextract` (same arguments); works inside a running event loop (notebooks) too.
 
     Example::
