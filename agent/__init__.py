@@ -44,6 +44,7 @@ from agent._exceptions import (
     NotFoundError,
     OutputValidationError,
     RateLimitError,
+    SchemaBudgetError,
     SchemaError,
     SearchError,
     SearchRateLimitedError,
@@ -70,9 +71,13 @@ from agent._extract import (
     extract_events,
 )
 from agent._extract_ray import extract_dataset
+from agent._response_store import MemoryResponseStore, ResponseStore, SqliteResponseStore, StoredResponse
+from agent._responses_api import AsyncResponseStream, ResponseStream
+from agent._responses_wire import Response, ResponseStreamEvent
 from agent._types import (
     ChatCompletion,
     ChatCompletionChunk,
+    Model,
     ModelList,
     WireObject,
 )
@@ -130,6 +135,7 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AsyncClient",
+    "AsyncResponseStream",
     "AsyncStream",
     "AuthenticationError",
     "BadRequestError",
@@ -160,7 +166,9 @@ __all__ = [
     "McpConnectionError",
     "McpError",
     "McpToolset",
+    "MemoryResponseStore",
     "Message",
+    "Model",
     "ModelBackend",
     "ModelError",
     "ModelEvent",
@@ -173,7 +181,12 @@ __all__ = [
     "Page",
     "PageFetcher",
     "RateLimitError",
+    "Response",
+    "ResponseStore",
+    "ResponseStream",
+    "ResponseStreamEvent",
     "SamplingParams",
+    "SchemaBudgetError",
     "SchemaError",
     "ScriptedCall",
     "ScriptedModel",
@@ -186,6 +199,8 @@ __all__ = [
     "SearchUnavailableError",
     "ServerLimits",
     "ServerRefusal",
+    "SqliteResponseStore",
+    "StoredResponse",
     "Stream",
     "StudiolmError",
     "TextDelta",

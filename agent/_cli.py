@@ -28,7 +28,7 @@ from agent._cli_extract import add_extract_parser
 from agent._client import Client
 from agent._exceptions import StudiolmError
 from agent.models import DEFAULT_LOCAL_MODEL
-from tools import SearchBackend, ToolsError
+from tools import SearchBackend, ToolsError, terminal_safe
 
 __all__ = ["main"]
 
@@ -115,9 +115,9 @@ def _print_chunk(chunk: dict[str, Any], *, raw: bool, out: TextIO = sys.stdout, 
         print(json.dumps(chunk), file=out, flush=True)
         return
     if "step" in chunk:
-        print(f"  · {_describe(chunk['step'])}", file=err, flush=True)
+        print(f"  · {terminal_safe(_describe(chunk['step']))}", file=err, flush=True)
     choice = chunk["choices"][0]
-    print(choice["delta"].get("content", ""), end="", file=out, flush=True)
+    print(terminal_safe(choice["delta"].get("content") or "", keep_newlines=True), end="", file=out, flush=True)
     if choice.get("finish_reason"):
         print(file=out)
         _print_sources(chunk, out)
@@ -127,7 +127,7 @@ def _print_response(response: dict[str, Any], *, raw: bool, out: TextIO = sys.st
     if raw:
         print(json.dumps(response, indent=2), file=out)
         return
-    print(response["choices"][0]["message"]["content"], file=out)
+    print(terminal_safe(response["choices"][0]["message"]["content"] or "", keep_newlines=True), file=out)
     _print_sources(response, out)
 
 
@@ -136,11 +136,11 @@ def _print_sources(body: dict[str, Any], out: TextIO) -> None:
     if info is None:
         return
     for n, result in enumerate(body.get("search_results", []), 1):
-        print(f"[{n}] {result['title']} — {result['url']}", file=out)
+        print(f"[{n}] {terminal_safe(result['title'])} — {terminal_safe(result['url'])}", file=out)
     for n, image in enumerate(body.get("images", []), 1):
-        print(f"[{n}] {image['title']} — {image['source_url']}", file=out)
+        print(f"[{n}] {terminal_safe(image['title'])} — {terminal_safe(image['source_url'] or '')}", file=out)
     if info.get("errors"):
-        print("search errors: " + "; ".join(info["errors"]), file=out)
+        print("search errors: " + terminal_safe("; ".join(info["errors"])), file=out)
 
 
 def _describe(step: dict[str, Any]) -> str:
@@ -181,7 +181,7 @@ def _index(args: argparse.Namespace) -> int:
     skipped = f", {len(index.skipped)} files skipped" if index.skipped else ""
     print(f"index ready: {index.db_path} ({index.document_count} documents{skipped})")
     for item in index.skipped:
-        print(f"  skipped {item.path}: {item.reason}", file=sys.stderr)
+        print(f"  skipped {terminal_safe(str(item.path))}: {terminal_safe(item.reason)}", file=sys.stderr)
     return 0
 
 

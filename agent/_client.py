@@ -8,6 +8,7 @@ runs the chat graph; with ``stream=True`` it returns an iterator of chunks, othe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import inspect
 import threading
@@ -18,14 +19,25 @@ import httpx
 
 from agent._config import resolve_model_backend, resolve_search
 from agent._contract import CompletionCreateParamsBase
-from agent._exceptions import UsageError
+from agent._exceptions import BadRequestError, UsageError
 from agent._params import build_request, check_stream
+from agent._response_store import ResponseStore
+from agent._responses_api import AsyncResponses, Responses
 from agent._tool_params import parse_tools
-from agent._types import ChatCompletion, ChatCompletionChunk, ModelList
-from agent._wire import chunk_stream, completion, new_completion_id, now
+from agent._types import ChatCompletion, ChatCompletionChunk, Model, ModelList
+from agent._wire import (
+    SYSTEM_FINGERPRINT,
+    StreamOptions,
+    chunk_stream,
+    completion,
+    completion_of_choices,
+    new_completion_id,
+    now,
+    usage_chunk,
+)
 from agent.models import DEFAULT_MAX_RETRIES
-from graphs import ChatDeps, ChatLimits, ChatOutcome, ChatRequest, ModelBackend, bind_tools, run_chat
-from tools import LocalIndex, SearchBackend
+from graphs import Capabilities, ChatDeps, ChatLimits, ChatOutcome, ChatRequest, ModelBackend, bind_tools, run_chat
+from tools import CachedSearch, LocalIndex, SearchBackend
 
 __all__ = ["AsyncClient", "AsyncStream", "Client", "ClientOptions", "Stream"]
 
@@ -68,6 +80,7 @@ class ClientOptions(TypedDict, total=False):
     limits: ChatLimits | None
     tools: Sequence[Any] | None
     local_index: SearchBackend | None
+    response_store: ResponseStore | None
 
 
 class AsyncClient:
@@ -82,7 +95,9 @@ class AsyncClient:
     ``create(tools=...)``: Python functions, :class:`tools.Toolset` objects such as MCP servers,
     built-in names). Served over HTTP, they are the server's tools. ``local_index=``: what the
     built-in ``local_search`` tool searches (default: the offline Wikipedia index, built on first
-    use). :meth:`aclose` closes the search backend, the index and the client's toolsets.
+    use). ``response_store=``: where ``responses.create(store=True)`` keeps responses (default: an
+    SQLite file under the cache folder, see :mod:`agent._response_store`). :meth:`aclose` closes the
+    search backend, the index, the response store and the client's toolsets.
     """
 
     def __init__(
@@ -103,6 +118,7 @@ class AsyncClient:
         self.local_index = options.get("local_index")
         self.chat = _AsyncChat(self)
         self.models = _AsyncModels(self)
+        self.responses = AsyncResponses(self, options.get("response_store"))
 
     async def aclose(self) -> None:
         """Release the backends' connections and threads."""
@@ -113,6 +129,7 @@ class AsyncClient:
             await self.local_index.aclose()
         for toolset in self.tools.toolsets:
             await toolset.aclose()
+        await self.responses.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -121,11 +138,22 @@ class AsyncClient:
         await self.aclose()
 
     async def _prepare(self, params: Mapping[str, Any]) -> tuple[ChatRequest, ChatDeps]:
-        request = build_request(params)
+        if params.get("response_format") is not None or params.get("tools") or params.get("functions"):
+            # Compiling a caller's JSON schemas is bounded (tools' schema budgets) but may take up to
+            # their deadline: never on the event loop, where it would stall every other request.
+            return await self._ready(await asyncio.to_thread(build_request, params))
+        return await self._ready(build_request(params))
+
+    async def _ready(self, request: ChatRequest) -> tuple[ChatRequest, ChatDeps]:
+        """A validated request with its tools bound, and what the graph needs to run it."""
         await self.backend.check_model(request.model)
+        _check_honoured(request, self.backend.capabilities(request.model))
         request = await self._bind_tools(request)
         local = await self._local_search() if "local_search" in request.tools.builtins else None
-        return request, ChatDeps(model=self.backend, search=self.search, limits=self.limits, local_search=local)
+        search = self.search
+        if request.n > 1 and search is not None:
+            search = CachedSearch(search)  # n choices, one search: the later runs reuse its results
+        return request, ChatDeps(model=self.backend, search=search, limits=self.limits, local_search=local)
 
     async def _bind_tools(self, request: ChatRequest) -> ChatRequest:
         """The client's tools plus the request's, listed and checked; ``tools=["web_search"]`` means
@@ -142,6 +170,28 @@ class AsyncClient:
 
     def _events(self, request: ChatRequest, deps: ChatDeps) -> AsyncGenerator[Any]:
         return run_chat(request, deps, self.backend.capabilities(request.model))
+
+
+#: Forwarded fields a model without an upstream cannot honour: refused rather than silently skipped.
+UPSTREAM_ONLY_FIELDS = ("audio", "moderation")
+
+
+def _check_honoured(request: ChatRequest, capabilities: Capabilities) -> None:
+    """Refuse what the model would never see or do (an image for a text-only model, audio output
+    from a local one) rather than answer as if it had not been asked."""
+    for message in request.messages:
+        for part in message.media:
+            if not (capabilities.upstream or (part.kind == "image_url" and capabilities.vision)):
+                raise BadRequestError(f"model {request.model!r} cannot take {part.kind} parts",
+                                      param=part.param or "messages")
+    if capabilities.upstream:
+        return
+    extra = dict(request.extra)
+    for name in UPSTREAM_ONLY_FIELDS:
+        if extra.get(name) is not None:
+            raise BadRequestError(f"model {request.model!r} runs locally and cannot honour it", param=name)
+    if "audio" in (extra.get("modalities") or ()):
+        raise BadRequestError(f"model {request.model!r} answers in text only", param="modalities")
 
 
 class _AsyncCompletions:
@@ -182,16 +232,50 @@ class _AsyncCompletions:
         streaming = check_stream(stream)
         request, deps = await self._client._prepare(params)
         completion_id, created = new_completion_id(), now()
-        events = self._client._events(request, deps)
         if streaming:
-            return AsyncStream(chunk_stream(events, completion_id=completion_id, created=created,
-                                            model=request.model))
-        outcome: ChatOutcome | None = None
-        async for event in events:
-            if isinstance(event, ChatOutcome):
-                outcome = event
-        assert outcome is not None, "run_chat always ends with an outcome"
-        return completion(outcome, completion_id=completion_id, created=created)
+            options = StreamOptions(json_mode=request.response_format is not None,
+                                    include_usage=bool((params.get("stream_options") or {}).get("include_usage")))
+            chunks = _choices_stream(self._client, request, deps, completion_id, created, options)
+            return AsyncStream(chunks)
+        outcomes = [await _outcome(self._client._events(request, deps)) for _ in range(request.n)]
+        if request.n == 1:
+            return completion(outcomes[0], completion_id=completion_id, created=created)
+        return completion_of_choices(outcomes, completion_id=completion_id, created=created)
+
+
+async def _outcome(events: AsyncGenerator[Any]) -> ChatOutcome:
+    outcome: ChatOutcome | None = None
+    async for event in events:
+        if isinstance(event, ChatOutcome):
+            outcome = event
+    assert outcome is not None, "run_chat always ends with an outcome"
+    return outcome
+
+
+async def _choices_stream(
+    client: AsyncClient, request: ChatRequest, deps: ChatDeps, completion_id: str, created: int,
+    options: StreamOptions,
+) -> AsyncGenerator[ChatCompletionChunk]:
+    """The chunks of ``n`` runs, one choice after the other (each chunk names its choice ``index``);
+    with ``include_usage``, one usage chunk for all of them at the end."""
+    totals: dict[str, int] = {}
+    for index in range(request.n):
+        each = dataclasses.replace(options, index=index, include_usage=options.include_usage and request.n == 1)
+        run = chunk_stream(client._events(request, deps), completion_id=completion_id, created=created,
+                           model=request.model, options=each)
+        async with contextlib.aclosing(run) as chunks:
+            async for chunk in chunks:
+                usage = chunk.get("usage") if request.n > 1 else None
+                if usage is None or not chunk.get("choices"):
+                    yield chunk
+                    continue
+                totals = {k: totals.get(k, 0) + v for k, v in usage.items()}
+                # With include_usage the sum comes last, alone, as OpenAI sends it.
+                yield ChatCompletionChunk({k: v for k, v in chunk.items() if k != "usage"}) \
+                    if options.include_usage else chunk
+    if options.include_usage and request.n > 1:
+        head = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": request.model}
+        yield usage_chunk({**head, "system_fingerprint": SYSTEM_FINGERPRINT}, totals)
 
 
 class _AsyncChat:
@@ -207,8 +291,17 @@ class _AsyncModels:
         """The models this client can serve (``GET /v1/models``)."""
         owner = self._client.backend.name
         ids = await self._client.backend.list_models()
-        data = [{"id": i, "object": "model", "created": 0, "owned_by": owner} for i in ids]
+        data = [_model_object(i, owner) for i in ids]
         return ModelList({"object": "list", "data": data})
+
+    async def retrieve(self, model: str) -> Model:
+        """One model (``GET /v1/models/{model}``); :class:`NotFoundError` listing the others if it does not exist."""
+        await self._client.backend.check_model(model)
+        return Model(_model_object(model, self._client.backend.name))
+
+
+def _model_object(model_id: str, owner: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
 
 
 # --- the sync wrapper -------------------------------------------------------------------------
@@ -291,6 +384,7 @@ class Client:
         self._loop = _Loop()
         self.chat = _Chat(self)
         self.models = _Models(self)
+        self.responses = Responses(self)
 
     @property
     def backend(self) -> ModelBackend:
@@ -350,3 +444,7 @@ class _Models:
     def list(self) -> ModelList:
         """The models this client can serve."""
         return self._client._loop.run(self._client._async.models.list())
+
+    def retrieve(self, model: str) -> Model:
+        """One model; :class:`NotFoundError` listing the others if it does not exist."""
+        return self._client._loop.run(self._client._async.models.retrieve(model))

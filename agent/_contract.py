@@ -28,6 +28,7 @@ from tools import TOOL_NAME_PATTERN, Toolset
 
 __all__ = [
     "FIELDS",
+    "MAX_CHOICES",
     "REQUIRED",
     "AssistantMessageParam",
     "CompletionCreateParams",
@@ -183,17 +184,29 @@ ResponseFormatParam = Literal["json"] | Mapping[str, Any] | type[pydantic.BaseMo
 
 class _StreamOptions(TypedDict, total=False):
     include_usage: bool
+    include_obfuscation: bool
 
 
 # --- the contract ----------------------------------------------------------------------------------
 
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
+_NULLABLE_INTEGER = {"type": ["integer", "null"]}
+_NULLABLE_BOOLEAN = {"type": ["boolean", "null"]}
+_NULLABLE_STRING = {"type": ["string", "null"]}
+_NULLABLE_OBJECT = {"type": ["object", "null"]}
 _NUMBER = functools.partial(Param, schema=_NULLABLE_NUMBER)
+_FORWARDED = functools.partial(Param, handling="forwarded")
+#: The most answers one request may ask for (``n``): each is a full generation.
+MAX_CHOICES = 8
 _TOOL_NAME = TOOL_NAME_PATTERN.pattern
 
 
 class CompletionCreateParamsBase(TypedDict, total=False):
-    """Every ``chat.completions.create`` parameter except ``stream`` (the SDK's ``**params``)."""
+    """Every ``chat.completions.create`` parameter except ``stream`` (the SDK's ``**params``).
+
+    studiolm's own fields, then every field of OpenAI's current chat-completions request, then the
+    sampler extras of llama.cpp and vLLM. ``handling`` says how each takes effect (see the README).
+    """
 
     model: Required[Annotated[str, Param(
         "The model id (see models.list() / GET /v1/models).", REQUIRED,
@@ -204,8 +217,10 @@ class CompletionCreateParamsBase(TypedDict, total=False):
     temperature: Annotated[float | None, _NUMBER(
         "Sampling temperature.", _DEFAULTS.temperature, 0.0, 2.0)]
     max_tokens: Annotated[int | None, Param(
-        "The most tokens one answer may use.", _DEFAULTS.max_tokens, 1,
-        schema={"type": ["integer", "null"]})]
+        "The most tokens one answer may use.", _DEFAULTS.max_tokens, 1, schema=_NULLABLE_INTEGER)]
+    max_completion_tokens: Annotated[int | None, Param(
+        "OpenAI's newer name for max_tokens (give one, or both with the same value).", None, 1,
+        schema=_NULLABLE_INTEGER)]
     top_p: Annotated[float | None, _NUMBER("Nucleus sampling mass.", _DEFAULTS.top_p, 0.0, 1.0)]
     frequency_penalty: Annotated[float | None, _NUMBER(
         "Penalty on tokens by how often they appeared.", _DEFAULTS.frequency_penalty, -2.0, 2.0)]
@@ -214,30 +229,98 @@ class CompletionCreateParamsBase(TypedDict, total=False):
     web_search: Annotated[WebSearchParam, Param(
         'Web search: false (off), "auto" (the model decides), "force" (always), "images".', False,
         schema={"enum": [False, "false", "auto", "force", "images", None]})]
+    web_search_options: Annotated[Mapping[str, Any] | None, Param(
+        'OpenAI\'s search options: search_context_size ("low" | "medium" | "high") sets how many results '
+        "the model reads (3 / 5 / 8); user_location is accepted and changes nothing.",
+        schema={"type": ["object", "null"], "additionalProperties": False, "properties": {
+            "search_context_size": {"enum": ["low", "medium", "high"]},
+            "user_location": {"type": ["object", "null"]}}})]
     response_format: Annotated[ResponseFormatParam, Param(
         'JSON mode: "json", {"type": "json_object"}, {"type": "json_schema", ...} or (SDK) a pydantic model.',
         schema={"type": ["string", "object", "null"]})]
     tools: Annotated[Sequence[ToolParam] | None, Param(
         "Built-in tools by name, OpenAI function tools, and (SDK) Python functions or toolsets.",
         schema={"type": ["array", "null"]})]
-    tool_choice: Annotated[ToolChoiceParam | None, Param(
-        '"auto", "none", "required" or {"type": "function", "function": {"name": ...}}.', "auto",
+    tool_choice: Annotated[ToolChoiceParam | Mapping[str, Any] | None, Param(
+        '"auto", "none", "required", {"type": "function", "function": {"name": ...}} or {"type": '
+        '"allowed_tools", "allowed_tools": {"mode": "auto" | "required", "tools": [...]}}.', "auto",
         schema={"oneOf": [
             {"enum": ["auto", "none", "required", None]},
             {"type": "object", "required": ["type", "function"], "additionalProperties": False, "properties": {
                 "type": {"const": "function"},
                 "function": {"type": "object", "required": ["name"],
                              "properties": {"name": {"type": "string", "pattern": _TOOL_NAME}}}}},
+            {"type": "object", "required": ["type", "allowed_tools"], "properties": {
+                "type": {"const": "allowed_tools"}, "allowed_tools": {"type": "object"}}},
         ]})]
-    user: Annotated[str | None, Param(
-        "An end-user id (OpenAI field); accepted, changes nothing.", handling="no-op",
-        schema={"type": ["string", "null"]})]
+    parallel_tool_calls: Annotated[bool | None, Param(
+        "false: at most one tool call per model turn.", True, schema=_NULLABLE_BOOLEAN)]
+    functions: Annotated[Sequence[FunctionDefinitionParam] | None, Param(
+        "OpenAI's deprecated form of tools (function definitions); mapped onto tools.",
+        schema={"type": ["array", "null"], "items": {"type": "object", "required": ["name"]}})]
+    function_call: Annotated[Literal["auto", "none"] | _NamedFunction | None, Param(
+        "OpenAI's deprecated form of tool_choice; mapped onto tool_choice.",
+        schema={"oneOf": [{"enum": ["auto", "none", None]},
+                          {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}]})]
+    stop: Annotated[str | Sequence[str] | None, Param(
+        "Up to 4 sequences where the answer stops (not included in it).",
+        schema={"oneOf": [{"type": ["string", "null"]},
+                          {"type": "array", "maxItems": 4, "items": {"type": "string"}}]})]
+    seed: Annotated[int | None, Param(
+        "A fixed sampling seed, for reproducible answers.", schema=_NULLABLE_INTEGER)]
+    logit_bias: Annotated[Mapping[str, float] | None, Param(
+        "Token id (as a string) -> bias from -100 to 100 added to its logit.",
+        schema={"type": ["object", "null"], "additionalProperties": {"type": "number", "minimum": -100,
+                                                                     "maximum": 100}})]
+    logprobs: Annotated[bool | None, Param(
+        "Return the log probability of each answer token (choices[0].logprobs).", False,
+        schema=_NULLABLE_BOOLEAN)]
+    top_logprobs: Annotated[int | None, Param(
+        "With logprobs: this many most likely alternatives per token (0-20).", None, 0, 20,
+        schema=_NULLABLE_INTEGER)]
     n: Annotated[int | None, Param(
-        "Choices to generate; only 1 is supported.", 1, 1, 1, schema={"enum": [1, None]})]
+        "How many answers to generate (one search, n generations).", 1, 1, MAX_CHOICES,
+        schema=_NULLABLE_INTEGER)]
     stream_options: Annotated[_StreamOptions | None, Param(
-        '{"include_usage": true}: accepted; the final chunk always carries usage.', handling="no-op",
-        schema={"type": ["object", "null"], "additionalProperties": False,
-                "properties": {"include_usage": {"type": "boolean"}}})]
+        '{"include_usage": true}: one extra chunk with "choices": [] and the usage before [DONE].',
+        schema={"type": ["object", "null"], "additionalProperties": False, "properties": {
+            "include_usage": {"type": "boolean"}, "include_obfuscation": {"type": "boolean"}}})]
+    top_k: Annotated[int | None, Param(
+        "Sample from the k most likely tokens (llama.cpp, vLLM).", None, 0, schema=_NULLABLE_INTEGER)]
+    min_p: Annotated[float | None, Param(
+        "Drop tokens less likely than min_p times the top one (llama.cpp, vLLM).", None, 0.0, 1.0,
+        schema=_NULLABLE_NUMBER)]
+    repetition_penalty: Annotated[float | None, Param(
+        "Penalty on repeated tokens, 1.0 = none (llama.cpp, vLLM).", None, 0.0, 2.0, schema=_NULLABLE_NUMBER)]
+    # --- OpenAI fields that concern OpenAI's own service: passed to upstreams, no effect locally ---
+    store: Annotated[bool | None, _FORWARDED("Store the completion (OpenAI).", schema=_NULLABLE_BOOLEAN)]
+    metadata: Annotated[Mapping[str, str] | None, _FORWARDED(
+        "Up to 16 string key-value pairs attached to a stored completion (OpenAI).",
+        schema={"type": ["object", "null"], "maxProperties": 16,
+                "additionalProperties": {"type": "string", "maxLength": 512}})]
+    service_tier: Annotated[str | None, _FORWARDED(
+        "OpenAI's processing tier.", schema={"enum": ["auto", "default", "flex", "scale", "priority", "fast", None]})]
+    reasoning_effort: Annotated[str | None, _FORWARDED(
+        "Effort of reasoning models.", schema={"enum": ["none", "minimal", "low", "medium", "high", "xhigh", None]})]
+    verbosity: Annotated[str | None, _FORWARDED(
+        "Answer length hint of newer OpenAI models.", schema={"enum": ["low", "medium", "high", None]})]
+    modalities: Annotated[Sequence[str] | None, _FORWARDED(
+        'Output modalities: ["text"] (and "audio" upstream where supported).',
+        schema={"type": ["array", "null"], "items": {"enum": ["text", "audio"]}})]
+    audio: Annotated[Mapping[str, Any] | None, _FORWARDED(
+        "Audio output options (OpenAI audio models).", schema=_NULLABLE_OBJECT)]
+    prediction: Annotated[Mapping[str, Any] | None, _FORWARDED(
+        "Predicted output, for faster regeneration (OpenAI).", schema=_NULLABLE_OBJECT)]
+    prompt_cache_key: Annotated[str | None, _FORWARDED("Prompt-cache bucket key (OpenAI).", schema=_NULLABLE_STRING)]
+    prompt_cache_retention: Annotated[str | None, _FORWARDED(
+        "Prompt-cache retention (OpenAI).", schema={"enum": ["in_memory", "24h", None]})]
+    prompt_cache_options: Annotated[Mapping[str, Any] | None, _FORWARDED(
+        "Prompt-cache options (OpenAI).", schema=_NULLABLE_OBJECT)]
+    safety_identifier: Annotated[str | None, _FORWARDED(
+        "A stable end-user id for abuse detection (OpenAI).", schema=_NULLABLE_STRING)]
+    moderation: Annotated[Mapping[str, Any] | None, _FORWARDED(
+        "Moderation policy (OpenAI).", schema=_NULLABLE_OBJECT)]
+    user: Annotated[str | None, _FORWARDED("An end-user id (OpenAI; deprecated).", schema=_NULLABLE_STRING)]
 
 
 class CompletionCreateParams(CompletionCreateParamsBase, total=False):

@@ -15,7 +15,8 @@ stand apart from run-time failures (upstream model, search, validation, limits):
     │       ├── CorpusNotFoundError        the offline corpus package is not installed (.package)
     │       └── SchemaError                a JSON schema cannot be used (.errors)
     │           ├── InvalidSchemaError     it breaks its metaschema, or a local $ref points nowhere
-    │           └── UnsupportedSchemaError valid, but refused (remote $ref, over a size or work budget)
+    │           └── UnsupportedSchemaError valid, but refused (remote $ref, unknown dialect)
+    │               └── SchemaBudgetError  checking or using it costs more than a budget (.budget, .limit)
     ├── ServerRefusal                      the HTTP server itself refused (auth, size, overload) (.status_code)  agent
     └── APIError                           a run-time failure while serving the request                tools
         ├── APIConnectionError             could not reach the upstream model server (.attempts)       agent
@@ -56,6 +57,7 @@ from tools import (
     InvalidSchemaError,
     McpConnectionError,
     McpError,
+    SchemaBudgetError,
     SchemaError,
     SearchError,
     SearchRateLimitedError,
@@ -89,6 +91,7 @@ __all__ = [
     "NotFoundError",
     "OutputValidationError",
     "RateLimitError",
+    "SchemaBudgetError",
     "SchemaError",
     "SearchError",
     "SearchRateLimitedError",

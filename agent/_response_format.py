@@ -101,6 +101,8 @@ def _from_json_schema(value: Mapping[str, Any]) -> JsonFormat:
     if description is not None and not isinstance(description, str):
         raise BadRequestError(f"must be a string, got {description!r}", param=f"{where}.description")
     schema = spec.get("schema")
+    if schema is None:  # optional in OpenAI's shape: any JSON object, under the caller's name
+        return JsonFormat(validator=compile_schema(_ANY_OBJECT), name=name, description=description, strict=strict)
     if not isinstance(schema, Mapping):
         raise BadRequestError(f"must be a JSON Schema object, got {_describe(schema)}", param=f"{where}.schema")
     return _compiled(dict(schema), f"{where}.schema", name=name, description=description, strict=strict)

@@ -21,13 +21,14 @@ path of the bad value (``tools[2].function.name``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from agent._exceptions import BadRequestError
 from graphs import BUILTIN_TOOLS, PLANNED_BUILTINS, TOOL_CHOICES, ToolConfig, ToolSpec
 from tools import TOOL_NAME_PATTERN, FunctionTool, SchemaError, ToolDefinitionError, Toolset, compile_schema
 
-__all__ = ["MAX_TOOLS", "parse_tool_choice", "parse_tools"]
+__all__ = ["MAX_TOOLS", "apply_allowed_tools", "parse_legacy_functions", "parse_tool_choice", "parse_tools"]
 
 #: Tools in one request (OpenAI's limit).
 MAX_TOOLS = 128
@@ -59,6 +60,42 @@ def parse_tools(tools: Any, *, param: str = "tools") -> ToolConfig:
         else:
             raise BadRequestError(f"unsupported tool {type(item).__name__!r}: {_FORMS}", param=where)
     return ToolConfig(tuple(dict.fromkeys(builtins)), tuple(toolsets), tuple(external))
+
+
+def parse_legacy_functions(functions: Any) -> ToolConfig:
+    """OpenAI's deprecated ``functions`` list, as the caller's own function tools."""
+    if isinstance(functions, str | bytes | Mapping) or not isinstance(functions, Sequence):
+        raise BadRequestError("must be a list of function definitions", param="functions")
+    external = tuple(_definition(f"functions[{i}]", f) for i, f in enumerate(functions))
+    return ToolConfig(external=external)
+
+
+def apply_allowed_tools(config: ToolConfig, value: Mapping[str, Any]) -> ToolConfig:
+    """OpenAI's ``{"type": "allowed_tools", "allowed_tools": {"mode", "tools"}}`` choice: only the named
+    built-ins and function tools are offered, with ``mode`` ("auto" or "required") as the choice."""
+    where = "tool_choice.allowed_tools"
+    allowed = value.get("allowed_tools")
+    if set(value) != {"type", "allowed_tools"} or not isinstance(allowed, Mapping):
+        raise BadRequestError('must be {"type": "allowed_tools", "allowed_tools": {"mode", "tools"}}', param=where)
+    mode, tools = allowed.get("mode"), allowed.get("tools")
+    if mode not in ("auto", "required"):
+        raise BadRequestError(f'must be "auto" or "required", got {mode!r}', param=f"{where}.mode")
+    if not isinstance(tools, list) or not tools:
+        raise BadRequestError("must be a non-empty list of tools", param=f"{where}.tools")
+    names = {_allowed_name(f"{where}.tools[{i}]", tool) for i, tool in enumerate(tools)}
+    return replace(config, builtins=tuple(b for b in config.builtins if b in names),
+                   external=tuple(t for t in config.external if t.name in names), choice=mode)
+
+
+def _allowed_name(where: str, tool: Any) -> str:
+    if isinstance(tool, Mapping) and tool.get("type") == "function":
+        function = tool.get("function")
+        name = function.get("name") if isinstance(function, Mapping) else tool.get("name")
+    else:
+        name = tool.get("type") if isinstance(tool, Mapping) else tool
+    if not isinstance(name, str) or not name:
+        raise BadRequestError('must be {"type": "function", "function": {"name": ...}} or a built-in', param=where)
+    return name
 
 
 def parse_tool_choice(value: Any) -> str:
@@ -101,21 +138,27 @@ def _function(where: str, item: Mapping[str, Any]) -> ToolSpec:
     if set(item) - {"type", "function"}:
         extra = sorted(set(item) - {"type", "function"})
         raise BadRequestError(f"unknown field {extra[0]!r}", param=f"{where}.{extra[0]}")
-    function = item.get("function")
+    return _definition(f"{where}.function", item.get("function"))
+
+
+def _definition(where: str, function: Any) -> ToolSpec:
+    """An OpenAI function definition (``{"name", "description", "parameters", "strict"}``) at ``where``."""
     if not isinstance(function, Mapping):
-        raise BadRequestError('must be an object: {"name", "description", "parameters"}', param=f"{where}.function")
+        raise BadRequestError('must be an object: {"name", "description", "parameters"}', param=where)
     unknown = sorted(set(function) - _FUNCTION_KEYS)
     if unknown:
-        raise BadRequestError(f"unknown field {unknown[0]!r}", param=f"{where}.function.{unknown[0]}")
+        raise BadRequestError(f"unknown field {unknown[0]!r}", param=f"{where}.{unknown[0]}")
     name = function.get("name")
     if not isinstance(name, str) or not TOOL_NAME_PATTERN.match(name):
-        raise BadRequestError("must be 1-64 of a-z, A-Z, 0-9, _ and -", param=f"{where}.function.name")
+        raise BadRequestError("must be 1-64 of a-z, A-Z, 0-9, _ and -", param=f"{where}.name")
     description = function.get("description")
     if description is not None and not isinstance(description, str):
-        raise BadRequestError("must be a string", param=f"{where}.function.description")
-    if function.get("strict") is not None and not isinstance(function.get("strict"), bool):
-        raise BadRequestError("must be true or false", param=f"{where}.function.strict")
-    return ToolSpec(name, description or "", _parameters(f"{where}.function.parameters", function.get("parameters")))
+        raise BadRequestError("must be a string", param=f"{where}.description")
+    strict = function.get("strict")
+    if strict is not None and not isinstance(strict, bool):
+        raise BadRequestError("must be true or false", param=f"{where}.strict")
+    return ToolSpec(name, description or "", _parameters(f"{where}.parameters", function.get("parameters")),
+                    strict=strict)
 
 
 def _parameters(where: str, parameters: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ChatCompletion", "ChatCompletionChunk", "ModelList", "WireObject"]
+__all__ = ["ChatCompletion", "ChatCompletionChunk", "Model", "ModelList", "WireObject"]
 
 
 class WireObject(dict[str, Any]):
@@ -38,6 +38,10 @@ class ChatCompletion(WireObject):
 
 class ChatCompletionChunk(WireObject):
     """One ``chat.completion.chunk`` of a stream (a token, a step, or the final chunk)."""
+
+
+class Model(WireObject):
+    """One model: ``{"id", "object": "model", "created", "owned_by"}`` (``GET /v1/models/{id}``)."""
 
 
 class ModelList(WireObject):

@@ -6,10 +6,12 @@ The SDK and the HTTP server both build their bodies here, so they are identical 
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import re
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import Any
 
 from agent._exceptions import OutputValidationError, StudiolmError
@@ -17,7 +19,41 @@ from agent._types import ChatCompletion, ChatCompletionChunk
 from graphs import ChatEvent, ChatOutcome, Token, event_payload
 from graphs.model import ToolCall
 
-__all__ = ["chunk_stream", "completion", "error_body", "new_completion_id", "now", "url_citations"]
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("studiolm-agent").replace(".", "_")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "dev"
+
+
+__all__ = [
+    "SYSTEM_FINGERPRINT",
+    "StreamOptions",
+    "chunk_stream",
+    "completion",
+    "completion_of_choices",
+    "error_body",
+    "new_completion_id",
+    "now",
+    "url_citations",
+    "usage_chunk",
+]
+
+#: OpenAI's ``system_fingerprint``: identifies the serving stack's configuration, so a client can tell
+#: when the same seed may give a different answer. One value per release of this package.
+SYSTEM_FINGERPRINT = "fp_studiolm_" + _version()
+
+@dataclass(frozen=True, slots=True)
+class StreamOptions:
+    """How a stream is encoded: ``json_mode`` holds content back until it validated (the attempts
+    stream as ``json.delta`` steps); ``include_usage`` sends the usage in its own last chunk."""
+
+    json_mode: bool = False
+    include_usage: bool = False
+    #: The choice these chunks belong to (``n`` > 1 streams the choices one after the other).
+    index: int = 0
+
 
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -39,12 +75,15 @@ def completion(outcome: ChatOutcome, *, completion_id: str, created: int) -> Cha
     if outcome.tool_calls:
         message["content"] = outcome.content or None  # as OpenAI sends it beside tool calls
         message["tool_calls"] = [_wire_call(call) for call in outcome.tool_calls]
+    choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": outcome.finish_reason,
+                              "logprobs": _logprobs(outcome)}
     body = {
         "id": completion_id,
         "object": "chat.completion",
         "created": created,
         "model": outcome.model,
-        "choices": [{"index": 0, "message": message, "finish_reason": outcome.finish_reason}],
+        "system_fingerprint": SYSTEM_FINGERPRINT,
+        "choices": [choice],
         "usage": _usage(outcome),
         **_search_fields(outcome),
         **_validation_fields(outcome),
@@ -53,27 +92,71 @@ def completion(outcome: ChatOutcome, *, completion_id: str, created: int) -> Cha
     return ChatCompletion(body)
 
 
+def completion_of_choices(outcomes: list[ChatOutcome], *, completion_id: str, created: int) -> ChatCompletion:
+    """The non-streaming response for ``n`` runs of one request: their choices in order, the usage
+    summed; the search fields (citations, sources…) are the first run's, which the others reused."""
+    body = completion(outcomes[0], completion_id=completion_id, created=created)
+    choices = [completion(o, completion_id=completion_id, created=created)["choices"][0] for o in outcomes]
+    for index, choice in enumerate(choices):
+        choice["index"] = index
+    usages = [_usage(o) for o in outcomes]
+    usage = {key: sum(u.get(key, 0) for u in usages) for key in usages[0]}
+    return ChatCompletion({**body, "choices": choices, "usage": usage})
+
+
+def usage_chunk(head: dict[str, Any], usage: dict[str, Any]) -> ChatCompletionChunk:
+    """OpenAI's ``include_usage`` chunk: no choices, the usage."""
+    return ChatCompletionChunk(head, choices=[], usage=usage)
+
+
 async def chunk_stream(
-    events: AsyncGenerator[ChatEvent | ChatOutcome], *, completion_id: str, created: int, model: str
-) -> AsyncIterator[ChatCompletionChunk]:
+    events: AsyncGenerator[ChatEvent | ChatOutcome],
+    *,
+    completion_id: str,
+    created: int,
+    model: str,
+    options: StreamOptions = StreamOptions(),
+) -> AsyncGenerator[ChatCompletionChunk]:
     """Chunks for a run: a role chunk, then token and step chunks as they happen, then the final one.
 
-    Closing this stream closes ``events`` before returning, so the model stops at once (not when the
-    garbage collector gets to it).
+    Content is never taken back: concatenating every ``delta.content`` gives exactly the answer. In
+    JSON mode an attempt may still fail validation, so its text travels in ``json.delta`` steps (with
+    the ``partial`` object so far) and the validated document follows as content once it passed.
+    Closing this stream closes ``events`` before returning, so the model stops at once.
     """
-    head = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
-    yield ChatCompletionChunk(head, choices=[_choice({"role": "assistant", "content": ""})])
+    head = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "system_fingerprint": SYSTEM_FINGERPRINT}
+    index = options.index
+    yield ChatCompletionChunk(head, choices=[_choice({"role": "assistant", "content": ""}, index)])
     async with contextlib.aclosing(events):
         async for event in events:
             if isinstance(event, ChatOutcome):
-                for delta in _tool_call_deltas(event):
-                    yield ChatCompletionChunk(head, choices=[_choice(delta)])
-                yield _final_chunk(head, event)
+                for chunk in _closing_chunks(head, event, options):
+                    yield chunk
             elif isinstance(event, Token):
-                extra = {"partial": event.partial} if event.partial is not None else {}
-                yield ChatCompletionChunk(head, choices=[_choice({"content": event.text})], **extra)
+                yield _token_chunk(head, event, options)
             else:
-                yield ChatCompletionChunk(head, choices=[_choice({})], step=event_payload(event))
+                yield ChatCompletionChunk(head, choices=[_choice({}, index)], step=event_payload(event))
+
+
+def _token_chunk(head: dict[str, Any], token: Token, options: StreamOptions) -> ChatCompletionChunk:
+    extra = {"partial": token.partial} if token.partial is not None else {}
+    if options.json_mode:
+        step = {"type": "json.delta", "text": token.text}
+        return ChatCompletionChunk(head, choices=[_choice({}, options.index)], step=step, **extra)
+    return ChatCompletionChunk(head, choices=[_choice({"content": token.text}, options.index)], **extra)
+
+
+def _closing_chunks(head: dict[str, Any], outcome: ChatOutcome, options: StreamOptions) -> list[ChatCompletionChunk]:
+    chunks = []
+    index = options.index
+    if options.json_mode and outcome.content:
+        chunks.append(ChatCompletionChunk(head, choices=[_choice({"content": outcome.content}, index)]))
+    chunks += [ChatCompletionChunk(head, choices=[_choice(delta, index)]) for delta in _tool_call_deltas(outcome)]
+    chunks.append(_final_chunk(head, outcome, with_usage=not options.include_usage, index=index))
+    if options.include_usage:
+        chunks.append(ChatCompletionChunk(head, choices=[], usage=_usage(outcome)))
+    return chunks
 
 
 def error_body(error: StudiolmError) -> dict[str, Any]:
@@ -113,19 +196,25 @@ def _numbered_targets(outcome: ChatOutcome) -> list[tuple[str, str]]:
     return [(s.url, s.title) for s in outcome.sources]
 
 
-def _final_chunk(head: dict[str, Any], outcome: ChatOutcome) -> ChatCompletionChunk:
+def _final_chunk(head: dict[str, Any], outcome: ChatOutcome, *, with_usage: bool, index: int) -> ChatCompletionChunk:
     delta: dict[str, Any] = {}
     annotations = url_citations(outcome)
     if annotations:
         delta["annotations"] = annotations
-    choice = {"index": 0, "delta": delta, "finish_reason": outcome.finish_reason}
-    extra = {"parsed": outcome.parsed} if outcome.parsed is not None else {}
-    return ChatCompletionChunk(head, choices=[choice], usage=_usage(outcome), **_search_fields(outcome),
+    choice = {"index": index, "delta": delta, "finish_reason": outcome.finish_reason, "logprobs": _logprobs(outcome)}
+    extra: dict[str, Any] = {"parsed": outcome.parsed} if outcome.parsed is not None else {}
+    if with_usage:
+        extra["usage"] = _usage(outcome)
+    return ChatCompletionChunk(head, choices=[choice], **_search_fields(outcome),
                                **_validation_fields(outcome), **_tool_fields(outcome), **extra)
 
 
-def _choice(delta: dict[str, Any]) -> dict[str, Any]:
-    return {"index": 0, "delta": delta, "finish_reason": None}
+def _logprobs(outcome: ChatOutcome) -> dict[str, Any] | None:
+    return {"content": list(outcome.logprobs), "refusal": None} if outcome.logprobs else None
+
+
+def _choice(delta: dict[str, Any], index: int = 0) -> dict[str, Any]:
+    return {"index": index, "delta": delta, "finish_reason": None}
 
 
 def _usage(outcome: ChatOutcome) -> dict[str, Any]:

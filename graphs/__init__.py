@@ -41,6 +41,7 @@ from graphs._toolbox import BUILTIN_TOOLS, PLANNED_BUILTINS, TOOL_CHOICES, ToolC
 from graphs.errors import GraphLimitError, ModelError, NotFoundError, OutputValidationError, ToolsetError
 from graphs.model import (
     Capabilities,
+    MediaPart,
     Message,
     ModelBackend,
     ModelEvent,
@@ -71,6 +72,7 @@ __all__ = [
     "GraphLimitError",
     "ImagesFound",
     "JsonFormat",
+    "MediaPart",
     "Message",
     "ModelBackend",
     "ModelError",

@@ -138,4 +138,5 @@ def _outcome(request: ChatRequest, state: ChatState) -> ChatOutcome:
         parsed=state.get("parsed"),
         tool_calls=pending,
         tool_runs=tuple(state.get("tool_runs", [])),
+        logprobs=result.logprobs if result is not None else (),
     )

@@ -24,6 +24,7 @@ query planning, tool decision) are never streamed. Two rules follow:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
 from langgraph.config import get_stream_writer
@@ -149,7 +150,7 @@ async def web_search(state: ChatState, runtime: Runtime[ChatDeps]) -> ChatState:
     deps = runtime.context
     known = list(state.get("sources", []))
     query = state.get("queries", [""])[-1]
-    searched = await search_text(deps.search, query, deps.limits.max_results)
+    searched = await search_text(deps.search, query, state["request"].max_results or deps.limits.max_results)
     new, ids = number(known, searched.results)
     emit_completed(query, searched, ids, [*known, *new])
     errors = [searched.error] if searched.error else []
@@ -179,11 +180,18 @@ async def generate(state: ChatState, runtime: Runtime[ChatDeps]) -> ChatState:
         sampling=request.sampling,
         tools=tools,
         tool_choice=tool_choice,
+        parallel_tool_calls=request.parallel_tool_calls,
+        extra=request.extra,
+        max_tokens_field=request.max_tokens_field,
         **_json_mode_kwargs(state),
     )
     json_mode = request.response_format is not None
     separator = "" if json_mode or not "".join(state.get("said", [])) else TURN_SEPARATOR
     result = await _stream(runtime.context, model_request, json_mode=json_mode, separator=separator)
+    if not request.parallel_tool_calls and len(result.tool_calls) > 1:
+        # The caller allowed one call per turn; a model that made more (one without native support
+        # for the flag) gets its first one run, as OpenAI's own models would have made only that.
+        result = dataclasses.replace(result, tool_calls=result.tool_calls[:1])
     update: ChatState = {"result": result, "usage": result.usage, "model_calls": 1, "generations": 1,
                          "said": [separator + result.content if result.content else ""]}
     if tools and result.tool_calls:

@@ -141,7 +141,7 @@ def image_result_text(images: list[ImageResult], error: str | None) -> str:
     """An image search as the result of an ``image_search`` call (the images reach the user separately)."""
     if error is not None:
         return f"Image search failed: {error}"
-    items = [f"- {i.title}\nImage: {i.image_url}\nSource: {i.source_url}" for i in images]
+    items = [prompts.escape_data(f"- {i.title}\nImage: {i.image_url}\nSource: {i.source_url}") for i in images]
     block = "\n\n".join(items) or "(no results)"
     return (f"<image_results>\n{block}\n</image_results>\n\n{prompts.DATA_NOTE} "
             "These images are shown to the user with your answer.")

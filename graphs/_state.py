@@ -78,6 +78,15 @@ class ChatRequest:
     web_search: WebSearchMode = "off"
     response_format: JsonFormat | None = None
     tools: ToolConfig = field(default_factory=ToolConfig)
+    #: False: at most one tool call per model turn.
+    parallel_tool_calls: bool = True
+    #: Fields passed to upstream models as the caller sent them (see ``ModelRequest.extra``).
+    extra: tuple[tuple[str, Any], ...] = ()
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    #: Answers to generate (one search, ``n`` generations).
+    n: int = 1
+    #: Results read per search, when the request says (else ``ChatLimits.max_results``).
+    max_results: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,4 +211,6 @@ class ChatOutcome:
     tool_calls: tuple[ToolCall, ...] = ()
     #: The tool calls the graph ran.
     tool_runs: tuple[ToolRun, ...] = ()
+    #: The answer's per-token log probabilities, when the request asked for them.
+    logprobs: tuple[dict[str, Any], ...] = ()
     type: Literal["outcome"] = "outcome"

@@ -309,7 +309,7 @@ async def _dispatch(run: _Run, arguments: dict[str, Any], state: ChatState, deps
     if run.kind == "search":
         run.query = _query(run.call, arguments)
         backend = deps.search if name == "web_search" else deps.local_search
-        run.text_search = await search_text(backend, run.query, limits.max_results)
+        run.text_search = await search_text(backend, run.query, state["request"].max_results or limits.max_results)
         run.error = run.text_search.error
     elif run.kind == "images":
         run.query = _query(run.call, arguments)

@@ -21,6 +21,7 @@ from tools import ToolDefinition
 
 __all__ = [
     "Capabilities",
+    "MediaPart",
     "Message",
     "ModelBackend",
     "ModelEvent",
@@ -47,14 +48,29 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaPart:
+    """A non-text content part of a user turn, as the caller sent it: ``kind`` is OpenAI's part type
+    (``image_url``, ``input_audio``, ``file``) and ``part`` the whole part object.
+
+    ``param`` is where the caller put it (``messages[1].content[2]``), for an error that names it
+    when the model cannot take it.
+    """
+
+    kind: str
+    part: dict[str, Any]
+    param: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
-    """One conversation turn."""
+    """One conversation turn; ``media`` follow the text of a user turn (for models that take them)."""
 
     role: Role
     content: str
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
+    media: tuple[MediaPart, ...] = ()
 
 
 #: A function the model may call: name, description, JSON-schema parameters (and an optional per-call
@@ -72,6 +88,19 @@ class SamplingParams:
     top_p: float = 1.0
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
+    #: Sequences that end the output (not included in it); at most 4, as OpenAI allows.
+    stop: tuple[str, ...] = ()
+    #: A fixed seed for reproducible sampling (None: the backend's own choice).
+    seed: int | None = None
+    #: Bias added to the logits of token ids (OpenAI's ``logit_bias``: -100 bans, 100 forces).
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    #: Return the log probability of each output token, and of this many alternatives per token.
+    logprobs: bool = False
+    top_logprobs: int | None = None
+    #: Sampler settings beyond OpenAI's (llama.cpp's and vLLM's); None keeps the backend's default.
+    top_k: int | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +124,13 @@ class ModelRequest:
     json_schema_name: str = "response"
     json_schema_description: str | None = None
     json_schema_strict: bool = False
+    #: False: the model may call at most one tool per turn.
+    parallel_tool_calls: bool = True
+    #: OpenAI request fields passed to upstreams as the caller sent them (``store``, ``metadata``,
+    #: ``service_tier``…); backends that have no upstream ignore them.
+    extra: tuple[tuple[str, Any], ...] = ()
+    #: Which field the caller used for the output budget, so an upstream gets the one it was sent.
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +167,8 @@ class ModelResult:
     finish_reason: str = "stop"
     tool_calls: tuple[ToolCall, ...] = ()
     usage: Usage = field(default_factory=Usage)
+    #: Per-token log probabilities when asked for: OpenAI's ``{"token", "logprob", "bytes", "top_logprobs"}``.
+    logprobs: tuple[dict[str, Any], ...] = ()
     type: Literal["result"] = "result"
 
 
@@ -144,6 +182,11 @@ class Capabilities:
     tool_calling: bool = False
     json_schema: bool = False
     json_object: bool = False
+    #: Whether the model reads images in user turns (``image_url`` content parts).
+    vision: bool = False
+    #: Whether requests go to an upstream service that takes OpenAI's own fields and parts (audio,
+    #: files, moderation…) as they are; a local model refuses what it cannot honour.
+    upstream: bool = False
 
 
 class ModelBackend(abc.ABC):

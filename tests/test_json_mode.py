@@ -126,7 +126,6 @@ def test_text_forms_leave_json_mode_off(form: Any) -> None:
         ({"type": "json_schema", "json_schema": {"schema": PERSON_SCHEMA}}, "response_format.json_schema.name"),
         ({"type": "json_schema", "json_schema": {"name": "bad name!", "schema": PERSON_SCHEMA}},
          "response_format.json_schema.name"),
-        ({"type": "json_schema", "json_schema": {"name": "p"}}, "response_format.json_schema.schema"),
         ({"type": "json_schema", "json_schema": {"name": "p", "schema": "{}"}}, "response_format.json_schema.schema"),
         ({"type": "json_schema", "json_schema": {"name": "p", "schema": {}, "strict": "yes"}},
          "response_format.json_schema.strict"),
@@ -340,11 +339,13 @@ def test_stream_carries_partial_objects_and_the_verdict_before_the_final_chunk()
     partials = [c["partial"] for c in chunks if "partial" in c]
     assert partials[0] == {} and partials[-1] == {"name": "Ada Lovelace", "age": 36, "tags": ["maths", "poetry"]}
     assert {"name": "Ada "} in partials  # a string field shown while it is still arriving
-    assert len(partials) == sum(1 for c in chunks if c["choices"][0]["delta"].get("content"))
-    steps = [c["step"]["type"] for c in chunks if "step" in c]
+    deltas = [c for c in chunks if c.get("step", {}).get("type") == "json.delta"]
+    assert len(partials) == len(deltas) and all(c["choices"][0]["delta"] == {} for c in deltas)
+    steps = [c["step"]["type"] for c in chunks if "step" in c and c["step"]["type"] != "json.delta"]
     assert steps == ["generation.started", "validation.passed"]
     verdict_index = next(i for i, c in enumerate(chunks) if c.get("step", {}).get("type") == "validation.passed")
-    assert verdict_index == len(chunks) - 2  # the verdict, then the final chunk
+    assert verdict_index == len(chunks) - 3  # the verdict, the validated document as content, the final chunk
+    assert json.loads(chunks[-2]["choices"][0]["delta"]["content"])["name"] == "Ada Lovelace"
     final = chunks[-1]
     assert final["choices"][0]["finish_reason"] == "stop" and final["parsed"]["name"] == "Ada Lovelace"
     assert final["validation"]["attempts"] == 1
@@ -352,7 +353,7 @@ def test_stream_carries_partial_objects_and_the_verdict_before_the_final_chunk()
 
 def test_stream_reports_failed_attempts_then_passes() -> None:
     chunks = _stream(ScriptedModel(['{"name": "Ada"}', ADA]), response_format=Person)
-    steps = [c["step"] for c in chunks if "step" in c]
+    steps = [c["step"] for c in chunks if "step" in c and c["step"]["type"] != "json.delta"]
     assert [s["type"] for s in steps] == ["generation.started", "validation.failed", "generation.started",
                                           "validation.passed"]
     assert steps[1]["will_retry"] is True and steps[1]["attempt"] == 1
@@ -526,24 +527,13 @@ def test_the_callers_schema_name_description_and_strict_reach_the_backend() -> N
     assert (model.requests[1].json_schema_name, model.requests[1].json_schema_strict) == ("Person", False)
 
 
-def _answer_per_stream_rule(chunks: list[dict[str, Any]]) -> str:
-    """What a stream consumer following the documented rule shows: the content since the last
-    ``generation.started``, dropped when ``validation.failed`` arrives."""
-    shown = ""
-    for chunk in chunks:
-        kind = chunk.get("step", {}).get("type")
-        if kind in ("generation.started", "validation.failed"):
-            shown = ""
-        shown += chunk["choices"][0]["delta"].get("content") or ""
-    return shown
-
-
-def test_a_stream_consumer_following_the_superseded_rule_ends_with_the_json_answer(fake_search: FakeSearch) -> None:
+def test_a_streamed_json_answer_is_exactly_the_validated_document(fake_search: FakeSearch) -> None:
     call = ScriptedReply("Let me check.", tool_calls=(ScriptedCall("web_search", {"query": "ada"}),))
     script = [call, '{"name": "Ada"}', ADA]  # text before a tool call, an invalid attempt, a valid one
     chunks = _stream(ScriptedModel(script), fake_search, web_search="auto", response_format=PERSON)
     everything = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
-    assert everything.startswith("Let me check.") and '{"name": "Ada"}' in everything  # all of it was streamed
-    assert json.loads(_answer_per_stream_rule(chunks)) == chunks[-1]["parsed"] == {"name": "Ada", "age": 36}
     body = _create(ScriptedModel(script), fake_search, web_search="auto", response_format=PERSON)
-    assert json.loads(body["choices"][0]["message"]["content"]) == {"name": "Ada", "age": 36}  # the JSON alone
+    assert everything == body["choices"][0]["message"]["content"]  # nothing streamed is taken back
+    assert json.loads(everything) == chunks[-1]["parsed"] == {"name": "Ada", "age": 36}
+    attempts = "".join(c["step"]["text"] for c in chunks if c.get("step", {}).get("type") == "json.delta")
+    assert '{"name": "Ada"}' in attempts and "Let me check." in attempts  # the attempts, as steps

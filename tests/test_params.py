@@ -36,7 +36,8 @@ BAD_CASES = [
     ("messages[0].role", {"messages": [{"content": "hi"}]}),
     ("messages[0].content", {"messages": [{"role": "user"}]}),
     ("messages[0].content", {"messages": [{"role": "user", "content": 42}]}),
-    ("messages[0].content[0]", {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}),
+    ("messages[0].content[0].image_url", {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}),
+    ("messages[0].content[0]", {"messages": [{"role": "user", "content": [{"type": "video"}]}]}),
     ("messages[0].tool_call_id", {"messages": [{"role": "tool", "content": "x"}]}),
     ("model", {"model": ""}),
     ("model", {"model": 7}),
@@ -84,7 +85,6 @@ def test_text_content_parts_and_boundaries_are_accepted() -> None:
     ("messages[0].tool_calls", {"role": "user", "content": "hi", "tool_calls": [{"bogus": 1}]}),
     ("messages[0].tool_call_id", {"role": "user", "content": "hi", "tool_call_id": "x"}),
     ("messages[0].colour", {"role": "user", "content": "hi", "colour": "blue"}),
-    ("messages[0].refusal", {"role": "assistant", "content": "no", "refusal": "I refuse"}),
 ])
 def test_fields_a_message_cannot_carry_are_refused_not_dropped(param: str, message: dict[str, Any]) -> None:
     model = ScriptedModel(["never said"])

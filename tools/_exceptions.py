@@ -16,6 +16,7 @@ is the lowest layer; ``graphs`` (:mod:`graphs.errors`) and ``agent`` add their o
     │       └── SchemaError             a JSON schema cannot be used (.errors: JSON Pointer + message)
     │           ├── InvalidSchemaError      it breaks its metaschema, or a local $ref points nowhere
     │           └── UnsupportedSchemaError  valid, but refused: remote $ref, too large, too deep, unknown dialect
+    │               └── SchemaBudgetError   checking or using it would cost more than a budget (.budget, .limit)
     └── APIError                        a run-time failure while serving a request
         ├── SearchError                 a search failed at run time (.backend, .query)
         │   ├── SearchUnavailableError  the backend cannot be reached (network down, circuit open)
@@ -43,6 +44,7 @@ __all__ = [
     "InvalidSchemaError",
     "McpConnectionError",
     "McpError",
+    "SchemaBudgetError",
     "SchemaError",
     "SearchError",
     "SearchRateLimitedError",
@@ -226,3 +228,16 @@ class FetchError(ToolsError, APIError):
         self.url = url
         self.reason = reason
         self.status = status
+
+
+class SchemaBudgetError(UnsupportedSchemaError):
+    """Checking or using the schema would cost more than a budget allows (see ``tools._schema_budget``).
+
+    ``budget`` names the budget (``"expanded subschemas"``, ``"schema nodes"``, ``"validation time"``…),
+    ``limit`` is its value; ``errors`` holds the JSON Pointer into the schema where it was exceeded.
+    """
+
+    def __init__(self, message: str, *, budget: str, limit: float, errors: list[dict[str, str]]) -> None:
+        super().__init__(message, errors=errors)
+        self.budget = budget
+        self.limit = limit

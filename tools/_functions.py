@@ -54,12 +54,14 @@ _SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitio
 
 @dataclass(frozen=True, slots=True)
 class ToolDefinition:
-    """A tool as a model sees it; ``timeout`` (seconds) overrides the run's per-call default."""
+    """A tool as a model sees it; ``timeout`` (seconds) overrides the run's per-call default, and
+    ``strict`` is OpenAI's flag asking an upstream model to follow ``parameters`` exactly."""
 
     name: str
     description: str
     parameters: dict[str, Any]
     timeout: float | None = None
+    strict: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,11 @@ rarest words first.
 
 SQLite objects are not thread-safe, so every query opens its own (read-only) connection inside the
 worker thread that runs it; opening a local SQLite file costs microseconds.
+
+Snippets are cut in Python from the first ``SNIPPET_SCAN_CHARS`` of each hit, not by FTS5's
+``snippet()``: that scores every occurrence of the query's words against every other one, which is
+quadratic in their count (62 s per query on a repetitive 1 MB file). A search is linear in the size
+of the documents it hits.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ __all__ = [
     "MAX_QUERY_TERMS",
     "SCHEMA_VERSION",
     "SNIPPET_MAX_CHARS",
+    "SNIPPET_SCAN_CHARS",
     "STOPWORDS",
     "LocalIndex",
     "default_cache_dir",
@@ -48,8 +54,8 @@ SCHEMA_VERSION = 1
 CACHE_DIR_ENV = "STUDIOLM_CACHE_DIR"
 #: Snippets are readable text of about this many characters.
 SNIPPET_MAX_CHARS = 320
-#: Tokens in the FTS5 snippet() window (at most 64); ~50 tokens of English prose is ~300 characters.
-SNIPPET_TOKENS = 50
+#: Characters of a hit's body searched for the window shown as its snippet (the rank uses all of it).
+SNIPPET_SCAN_CHARS = 64 * 1024
 #: A query uses at most this many distinct content words (bounds the cost of pasted paragraphs).
 MAX_QUERY_TERMS = 32
 #: BM25 weights of the title and body columns.
@@ -86,7 +92,7 @@ CREATE VIRTUAL TABLE docs USING fts5(title, body, url UNINDEXED, tokenize='porte
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _SEARCH_SQL = f"""
-SELECT title, url, substr(body, 1, :lead), snippet(docs, 1, '', '', '{ELLIPSIS}', :tokens)
+SELECT title, url, substr(body, 1, :scan)
 FROM docs WHERE docs MATCH :match
 ORDER BY bm25(docs, {TITLE_WEIGHT}, {BODY_WEIGHT})
 LIMIT :limit
@@ -99,13 +105,18 @@ def fts_query(text: str) -> str | None:
     Every term is a quoted string, so FTS5 syntax in user input (``:``, ``"``, ``*``, ``-``, ``(``,
     ``NEAR``, ``AND``) is searched for as plain words and never raises.
     """
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in query_terms(text)) or None
+
+
+def query_terms(text: str) -> list[str]:
+    """The distinct content words of a query (casefolded, stopwords dropped), at most ``MAX_QUERY_TERMS``."""
     terms: dict[str, None] = {}
     for word in _WORD.findall(unicodedata.normalize("NFKC", text).casefold()):
         if word not in STOPWORDS:
             terms.setdefault(word)
             if len(terms) == MAX_QUERY_TERMS:
                 break
-    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms) or None
+    return list(terms)
 
 
 def default_cache_dir() -> Path:
@@ -217,9 +228,10 @@ class LocalIndex(SearchBackend):
         except (sqlite3.Error, OSError) as exc:
             message = f"local index {self.name!r} at {self.db_path} cannot be used: {exc}"
             raise SearchUnavailableError(message, backend=self.name, query=query) from exc
+        words = _term_pattern(query_terms(query))
         results = tuple(
-            SearchResult(title=title, url=url, snippet=_snippet(lead, fragment), source=self.source)
-            for title, url, lead, fragment in rows
+            SearchResult(title=title, url=url, snippet=_snippet(head, words), source=self.source)
+            for title, url, head in rows
         )
         return TextSearchResponse(results=results, backend=self.name)
 
@@ -231,9 +243,9 @@ class LocalIndex(SearchBackend):
 
     # -- worker-thread side -------------------------------------------------------------------
 
-    def _search_sync(self, match: str, limit: int) -> list[tuple[str, str, str, str]]:
+    def _search_sync(self, match: str, limit: int) -> list[tuple[str, str, str]]:
         self._ensure_ready()
-        params = {"match": match, "limit": limit, "lead": SNIPPET_MAX_CHARS * 2, "tokens": SNIPPET_TOKENS}
+        params = {"match": match, "limit": limit, "scan": SNIPPET_SCAN_CHARS}
         with closing(_connect_read_only(self.db_path)) as conn:
             return conn.execute(_SEARCH_SQL, params).fetchall()
 
@@ -271,17 +283,49 @@ class LocalIndex(SearchBackend):
             raise ToolsUsageError(f"local index {self.name!r} is closed")
 
 
-def _snippet(lead: str, fragment: str) -> str:
-    """Readable ~300-character text around the match.
+def _term_pattern(terms: list[str]) -> re.Pattern[str] | None:
+    """Words starting like one of ``terms``: FTS5 matches Porter stems ("ships" finds "ship"), so a
+    term's last letters are left open. Only for placing the snippet; the search itself is FTS5's."""
+    stems = sorted({t[:-2] if len(t) > 5 else t[:-1] if len(t) > 3 else t for t in terms}, key=len, reverse=True)
+    if not stems:
+        return None
+    return re.compile(r"(?<![^\W_])(?:" + "|".join(map(re.escape, stems)) + ")", re.IGNORECASE)
 
-    When FTS5's best window starts at the top of the body (no leading ellipsis) the match is in the
-    first sentences, and whole sentences read better than a token window; otherwise the window is
-    the text around the match.
+
+def _snippet(head: str, words: re.Pattern[str] | None) -> str:
+    """Readable ~300-character text around the best match in ``head`` (at most ``SNIPPET_SCAN_CHARS``).
+
+    When the best window is within the first sentences, whole sentences read better than a window;
+    otherwise the window is the text around the match. Linear in ``len(head)``.
     """
-    fragment = collapse_space(fragment)
-    if not fragment or not fragment.startswith(ELLIPSIS):
-        return first_sentences(lead, SNIPPET_MAX_CHARS)
-    return truncate(fragment, SNIPPET_MAX_CHARS + len(ELLIPSIS))
+    text = collapse_space(head)
+    lead = first_sentences(text[: SNIPPET_MAX_CHARS * 2], SNIPPET_MAX_CHARS)
+    start = _best_window(text, words) if words is not None else None
+    if start is None or start < len(lead):  # the best match is in the lead: show whole sentences
+        return lead
+    cut = max(start - SNIPPET_MAX_CHARS // 4, 0)  # some context before the match
+    cut = text.find(" ", cut, start) + 1 or cut  # from a word start
+    return ELLIPSIS + truncate(text[cut:], SNIPPET_MAX_CHARS)
+
+
+def _best_window(text: str, words: re.Pattern[str]) -> int | None:
+    """Where the ``SNIPPET_MAX_CHARS``-wide window with the most distinct matched words starts (the
+    first such), or None when nothing matches: one pass with two pointers."""
+    found = [(m.start(), m.group().casefold()) for m in words.finditer(text)]
+    counts: dict[str, int] = {}
+    best: tuple[int, int] | None = None  # (distinct words, -start)
+    left = 0
+    for position, word in found:
+        counts[word] = counts.get(word, 0) + 1
+        while position - found[left][0] > SNIPPET_MAX_CHARS // 2:
+            gone = found[left][1]
+            counts[gone] -= 1
+            if not counts[gone]:
+                del counts[gone]
+            left += 1
+        if best is None or len(counts) > best[0]:
+            best = (len(counts), found[left][0])
+    return None if best is None else best[1]
 
 
 def _connect_read_only(path: Path) -> sqlite3.Connection:

@@ -3,8 +3,12 @@
 :func:`compile_schema` turns a schema into a :class:`CompiledSchema`, doing everything that can be
 done before any model call, once per distinct schema (cached by its canonical JSON text):
 
-* **Bounds** — at most ``MAX_SCHEMA_CHARS`` of canonical JSON and ``MAX_SCHEMA_DEPTH`` levels of
-  nesting (both checked without recursion, so a pathological schema cannot crash the check).
+* **Bounds** — at most ``MAX_SCHEMA_CHARS`` of canonical JSON, ``MAX_SCHEMA_DEPTH`` levels of
+  nesting, ``MAX_SCHEMA_NODES`` values and ``MAX_SCHEMA_PROPERTIES`` per object (checked without
+  recursion, so a pathological schema cannot crash the check), and at most
+  ``MAX_EXPANDED_SUBSCHEMAS`` once references are followed: see :mod:`tools._schema_budget`, which
+  decides the cost of every step below before it starts. Over a budget is a
+  :class:`~tools.SchemaBudgetError` naming it.
 * **Dialect** — Draft 2020-12 unless the schema's ``$schema`` names another draft jsonschema knows
   (04, 06, 07, 2019-09, 2020-12 and 03); an unknown ``$schema`` is refused, not guessed.
 * **Metaschema** — the schema must validate against its dialect's metaschema; patterns must
@@ -15,10 +19,14 @@ done before any model call, once per distinct schema (cached by its canonical JS
   the document is an :class:`UnsupportedSchemaError` naming it.
 * **Self-reference without progress** (``{"$ref": "#"}``) is found by a probe validation and refused.
 
+Compiling and validating hold no shared mutable state beyond thread-safe caches, so both may run in
+a worker thread (the server does, to keep its event loop free).
+
 :meth:`CompiledSchema.check_text` then validates a model's raw output: the JSON is recovered from
 code fences or leading prose (:mod:`tools._json_text`), output nested deeper than
 ``MAX_OUTPUT_DEPTH`` is a validation error, regular expressions run under a time budget, and every
-error is ``{"path": <JSON Pointer into the output>, "message": ...}``.
+error is ``{"path": <JSON Pointer into the output>, "message": ...}``. A validation that runs past
+``VALIDATION_DEADLINE_SECONDS`` stops and reports the output invalid (fail closed).
 
 ``format`` is asserted (``"email"``, ``"date"``, ``"uuid"``… — whatever jsonschema's format checker
 can check with the packages installed): structured-extraction users want a field declared as a date
@@ -30,11 +38,14 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+import attrs
 import referencing.exceptions
+import referencing.jsonschema
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 from jsonschema.exceptions import best_match, relevance
 from jsonschema.validators import validator_for
@@ -44,14 +55,35 @@ from referencing.jsonschema import DRAFT202012
 
 from tools._exceptions import InvalidSchemaError, UnsupportedSchemaError
 from tools._json_text import MAX_OUTPUT_DEPTH, dumps_normalised, json_candidates
+from tools._schema_budget import (
+    MAX_EXPANDED_SUBSCHEMAS,
+    MAX_IN_PLACE_SUBSCHEMAS,
+    MAX_SCHEMA_CHARS,
+    MAX_SCHEMA_DEPTH,
+    MAX_SCHEMA_NODES,
+    MAX_SCHEMA_PROPERTIES,
+    VALIDATION_DEADLINE_SECONDS,
+    _DeadlineExceeded,
+    bounded_validator_class,
+    check_chars,
+    check_document,
+    check_expansion,
+    deadline,
+    over_budget,
+)
 from tools._schema_regex import pattern_error, regex_budget, safe_validator_class
 
 __all__ = [
     "DECODING_MAX_ITEMS",
     "DECODING_MAX_STRING_CHARS",
+    "MAX_EXPANDED_SUBSCHEMAS",
+    "MAX_IN_PLACE_SUBSCHEMAS",
     "MAX_OUTPUT_DEPTH",
     "MAX_SCHEMA_CHARS",
     "MAX_SCHEMA_DEPTH",
+    "MAX_SCHEMA_NODES",
+    "MAX_SCHEMA_PROPERTIES",
+    "VALIDATION_DEADLINE_SECONDS",
     "CompiledSchema",
     "OutputCheck",
     "bound_for_decoding",
@@ -60,11 +92,7 @@ __all__ = [
     "json_pointer",
 ]
 
-#: Largest schema accepted, in characters of compact canonical JSON (real-world schemas such as
-#: Kubernetes' reach ~160k).
-MAX_SCHEMA_CHARS = 256 * 1024
-#: Deepest nesting of objects/arrays in a schema document (real-world schemas stay under 20).
-MAX_SCHEMA_DEPTH = 64
+# The size, nesting and cost budgets (MAX_SCHEMA_CHARS…) live in tools._schema_budget.
 #: Distinct compiled schemas kept in memory.
 SCHEMA_CACHE_SIZE = 256
 #: Errors reported per validation (the model is re-asked with these; more would drown it).
@@ -87,6 +115,9 @@ _SCHEMA_ONE = (
     "additionalProperties", "unevaluatedProperties", "propertyNames", "not", "if", "then", "else",
     "contains", "additionalItems", "unevaluatedItems",
 )
+# Keywords whose subschemas apply at the same place of the value (their $ref targets too).
+_IN_PLACE = frozenset(("allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas", "dependencies"))
+_DEFINITIONS = frozenset(("$defs", "definitions"))
 _PROBES: tuple[Any, ...] = (None, {}, [], "", 0)
 
 
@@ -121,15 +152,17 @@ class CompiledSchema:
         self.schema = schema
         self.dialect: str = validator_class.META_SCHEMA.get("$schema") or validator_class.META_SCHEMA.get("id")
         checker = _format_checker(validator_class)
-        self._validator = safe_validator_class(validator_class)(
+        self._validator = _guarded(validator_class)(
             schema, registry=_REFUSING_REGISTRY, format_checker=checker
         )
 
     def validate(self, value: Any) -> tuple[SchemaIssue, ...]:
         """The errors of ``value`` against the schema (empty when valid), at most ``MAX_REPORTED_ERRORS``."""
         try:
-            with regex_budget():
+            with regex_budget(), deadline():
                 errors = _first(self._validator.iter_errors(value), MAX_REPORTED_ERRORS)
+        except _DeadlineExceeded as exc:  # fail closed: an output that cannot be checked is not accepted
+            return (_issue(path="", message=str(exc)),)
         except RecursionError:
             return (_issue(path="", message="the schema recursed without end on this value"),)
         except referencing.exceptions.Unresolvable as exc:  # unreachable after compile's check; be safe
@@ -143,11 +176,12 @@ class CompiledSchema:
         if not values:
             return OutputCheck(False, None, "", (_issue(path="", message=problem or "no JSON"),), found=False)
         first: tuple[Any, tuple[SchemaIssue, ...]] | None = None
-        for value in values:
-            errors = self.validate(value)
-            if not errors:
-                return OutputCheck(True, value, dumps_normalised(value), ())
-            first = first or (value, errors)
+        with deadline():  # one deadline for all the candidates, not one each
+            for value in values:
+                errors = self.validate(value)
+                if not errors:
+                    return OutputCheck(True, value, dumps_normalised(value), ())
+                first = first or (value, errors)
         assert first is not None
         return OutputCheck(False, first[0], "", first[1])
 
@@ -166,14 +200,13 @@ def canonical_schema_text(schema: Any) -> str:
     """The cache key: compact JSON with sorted keys, after the size and nesting bounds are checked."""
     if not isinstance(schema, Mapping | bool):
         _unsupported("", f"a JSON schema must be an object or a boolean, not {type(schema).__name__}")
-    _check_depth(schema)
+    check_document(schema)
     try:
         text = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidSchemaError(f"the schema is not JSON: {exc}",
                                  errors=[{"path": "", "message": f"not JSON: {exc}"}]) from exc
-    if len(text) > MAX_SCHEMA_CHARS:
-        _unsupported("", f"the schema is {len(text)} characters of JSON; the limit is {MAX_SCHEMA_CHARS}")
+    check_chars(len(text))
     return text
 
 
@@ -192,7 +225,11 @@ def bound_for_decoding(schema: Any, level: int = 0) -> Any:
     characters; each further level halves both, down to ``MIN_DECODING_ITEMS`` and
     ``MIN_DECODING_STRING_CHARS``, never below the schema's own minimum. These bounds only narrow:
     whatever the copy accepts, ``schema`` accepts.
+
+    The schema is held to the document budgets first (``MAX_SCHEMA_NODES``…), so the copy is
+    bounded work; over one is a :class:`~tools.SchemaBudgetError`.
     """
+    check_document(schema)
     bounded = copy.deepcopy(schema)
     for _, node in _subschemas_with_paths(bounded, ""):
         for key in ("minLength", "maxLength", "minItems", "maxItems"):
@@ -223,8 +260,12 @@ def _compile_cached(canonical: str) -> CompiledSchema:
     validator_class = _dialect(schema)
     _check_metaschema(schema, validator_class)
     _check_patterns(schema)
+    resolver = _check_refs(schema)
+    # Before anything follows a reference: the size of the schema with every reference expanded.
+    for in_place in (True, False):
+        check_expansion(schema, resolver, functools.partial(_edges, _specification(schema), in_place),
+                        in_place=in_place)
     compiled = CompiledSchema(schema, validator_class)
-    _check_refs(schema)
     _probe(compiled)
     return compiled
 
@@ -241,9 +282,15 @@ def _dialect(schema: Any) -> Any:
 
 
 def _check_metaschema(schema: Any, validator_class: Any) -> None:
-    meta = validator_class(validator_class.META_SCHEMA, format_checker=_format_checker(validator_class),
-                           registry=_REFUSING_REGISTRY)
-    errors = list(meta.iter_errors(schema))
+    meta = _guarded(validator_class)(
+        validator_class.META_SCHEMA, format_checker=_format_checker(validator_class), registry=_REFUSING_REGISTRY
+    )
+    try:
+        with deadline():  # linear in the schema's size, which MAX_SCHEMA_NODES bounds; this is a backstop
+            errors = list(meta.iter_errors(schema))
+    except _DeadlineExceeded:
+        over_budget("validation time", VALIDATION_DEADLINE_SECONDS, "",
+                    f"checking the schema against its metaschema took longer than {VALIDATION_DEADLINE_SECONDS:g} s")
     if not errors:
         return
     best = _schema_issue(best_match(errors))
@@ -262,12 +309,13 @@ def _check_patterns(schema: Any) -> None:
                                      errors=[{"path": path, "message": message}])
 
 
-def _check_refs(schema: Any) -> None:
-    """Resolve every reference now, inside the document: nothing is fetched, ever."""
+def _check_refs(schema: Any) -> Any:
+    """Resolve every reference now, inside the document: nothing is fetched, ever. Returns the resolver."""
     resource: Resource[Any] = Resource.from_contents(schema, default_specification=DRAFT202012)
     # The bundled metaschemas resolve (a schema may $ref the 2020-12 metaschema); nothing else does.
     resolver = METASCHEMAS.combine(_REFUSING_REGISTRY).resolver_with_root(resource)
     _walk_refs(resolver, resource, "")
+    return resolver
 
 
 def _walk_refs(resolver: Any, resource: Resource[Any], path: str) -> None:
@@ -277,8 +325,44 @@ def _walk_refs(resolver: Any, resource: Resource[Any], path: str) -> None:
             ref = contents.get(keyword)
             if isinstance(ref, str):
                 _resolve(resolver, ref, f"{path}/{_escape(keyword)}")
+    # Each child's pointer, computed once per parent: looking each one up would be quadratic in
+    # the number of properties (10k properties took 10 s).
+    paths = {id(node): where for where, node in _children(path, contents)} if isinstance(contents, dict) else {}
     for sub in resource.subresources():
-        _walk_refs(resolver.in_subresource(sub), sub, _locate(contents, sub.contents, path))
+        _walk_refs(resolver.in_subresource(sub), sub, paths.get(id(sub.contents), path))
+
+
+def _specification(schema: Any) -> Any:
+    """The referencing specification of the schema's dialect (how ``$id`` and anchors are spelled)."""
+    dialect = schema.get("$schema") if isinstance(schema, dict) else None
+    return referencing.jsonschema.specification_with(dialect, default=DRAFT202012) if isinstance(
+        dialect, str) else DRAFT202012
+
+
+def _edges(specification: Any, in_place: bool, node: dict[str, Any], path: str,
+           resolver: Any) -> Iterator[tuple[Any, str, Any, bool]]:
+    """The subschemas of ``node`` and the targets of its references, each with whether it counts
+    towards ``node``'s size: ``$defs`` never do (validation reaches them only through references),
+    and with ``in_place`` only those applying at the same place of the value (see ``check_expansion``)."""
+    for where, child in _children(path, node):
+        if child is None:  # _children names every one-schema keyword, present or not
+            continue
+        keyword = where[len(path) + 1:].split("/", 1)[0]
+        counted = keyword not in _DEFINITIONS and (not in_place or keyword in _IN_PLACE)
+        if isinstance(child, dict) and ("$id" in child or "id" in child):
+            yield child, where, resolver.in_subresource(specification.create_resource(child)), counted
+        else:
+            yield child, where, resolver, counted
+    for keyword in ("$ref", "$dynamicRef"):
+        ref = node.get(keyword)
+        if not isinstance(ref, str):
+            continue
+        try:
+            resolved = resolver.lookup(ref)
+        except referencing.exceptions.Unresolvable:  # only the bundled metaschemas get here
+            continue
+        target = urllib.parse.unquote(ref[1:]) if ref.startswith("#/") else f"{path}/{_escape(keyword)}"
+        yield resolved.contents, target, resolved.resolver, True
 
 
 def _resolve(resolver: Any, ref: str, path: str) -> None:
@@ -299,11 +383,40 @@ def _resolve(resolver: Any, ref: str, path: str) -> None:
 def _probe(compiled: CompiledSchema) -> None:
     # A schema that refers to itself without descending into the value ({"$ref": "#"}) recurses
     # forever on any value; find out now rather than on the first model output.
-    for value in _PROBES:
-        try:
-            _first(compiled._validator.iter_errors(value), 1)
-        except RecursionError:
-            _unsupported("", "the schema refers to itself without descending into the value ($ref loop)")
+    with deadline():
+        for value in _PROBES:
+            try:
+                _first(compiled._validator.iter_errors(value), 1)
+            except RecursionError:
+                _unsupported("", "the schema refers to itself without descending into the value ($ref loop)")
+            except _DeadlineExceeded:
+                over_budget("validation time", VALIDATION_DEADLINE_SECONDS, "",
+                            f"validating a trivial value against the schema took longer than "
+                            f"{VALIDATION_DEADLINE_SECONDS:g} s")
+
+
+@functools.cache
+def _guarded(dialect: Any) -> Any:
+    """``dialect`` (a jsonschema validator class) with safe regular expressions and a deadline.
+
+    jsonschema's ``evolve`` switches to the stock class of any subschema that names its own
+    ``$schema`` (as every vocabulary of the 2020-12 metaschema does); that class would drop both
+    guards, so evolving goes through :func:`_evolve_guarded` instead.
+    """
+    safe: Any = safe_validator_class(dialect)
+    guarded = bounded_validator_class(safe)
+    guarded.evolve = _evolve_guarded
+    return guarded
+
+
+def _evolve_guarded(self: Any, **changes: Any) -> Any:
+    schema = changes.setdefault("schema", self.schema)
+    dialect: Any = validator_for(schema, default=None) if isinstance(schema, dict) else None
+    cls = _guarded(dialect) if dialect is not None else type(self)
+    for field in attrs.fields(type(self)):
+        if field.init and field.alias not in changes:
+            changes[field.alias] = getattr(self, field.name)
+    return cls(**changes)
 
 
 def _refuse_retrieval(uri: str) -> Resource[Any]:
@@ -331,17 +444,6 @@ def _regex_format(instance: object) -> bool:
 
 
 # --- walking -----------------------------------------------------------------------------------
-
-
-def _check_depth(schema: Any) -> None:
-    stack: list[tuple[Any, int]] = [(schema, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, Mapping | list):
-            if depth > MAX_SCHEMA_DEPTH:
-                _unsupported("", f"the schema is nested deeper than {MAX_SCHEMA_DEPTH} levels")
-            children = node.values() if isinstance(node, Mapping) else node
-            stack.extend((child, depth + 1) for child in children)
 
 
 def _subschemas_with_paths(schema: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -375,15 +477,6 @@ def _patterns(schema: Any) -> Iterator[tuple[str, str]]:
             yield f"{where}/pattern", node["pattern"]
         for key in node.get("patternProperties", {}) if isinstance(node.get("patternProperties"), dict) else ():
             yield f"{where}/patternProperties/{_escape(key)}", key
-
-
-def _locate(parent: Any, child: Any, path: str) -> str:
-    """The JSON Pointer of ``child`` (a direct subschema of ``parent``), for messages."""
-    if isinstance(parent, dict):
-        for where, node in _children(path, parent):
-            if node is child:
-                return where
-    return path
 
 
 def _is_free_string(node: dict[str, Any]) -> bool:

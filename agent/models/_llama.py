@@ -51,7 +51,7 @@ from graphs.model import (
     ToolSpec,
     Usage,
 )
-from tools import bound_for_decoding
+from tools import SchemaError, bound_for_decoding
 
 __all__ = ["DEFAULT_LOCAL_MODEL", "LlamaBackend"]
 
@@ -203,7 +203,10 @@ def _tool_call_schema(tools: Sequence[ToolSpec], answer: dict[str, Any] | None) 
     tool_defs: dict[str, Any] = {}
     for tool in tools:
         # Strings and arrays bounded: under a grammar a small model can loop inside an argument string.
-        bounded = bound_for_decoding(tool.parameters or {"type": "object"}, TOOL_ARGUMENT_BOUNDS)
+        try:
+            bounded = bound_for_decoding(tool.parameters or {"type": "object"}, TOOL_ARGUMENT_BOUNDS)
+        except SchemaError:  # over a schema budget (a huge MCP tool schema): arguments unconstrained
+            bounded = {"type": "object"}
         arguments, hoisted = _hoist_defs(bounded, f"{tool.name}__")
         tool_defs.update(hoisted)
         calls.append({"type": "object", "properties": {"tool": {"const": tool.name}, "arguments": arguments},
@@ -377,19 +380,24 @@ class _TokenCounter:
 
 def _sampling_options(request: ModelRequest) -> dict[str, Any]:
     s = request.sampling
-    return {
+    options: dict[str, Any] = {
         "temperature": s.temperature,
         "top_p": s.top_p,
-        "top_k": TOP_K,
-        "min_p": MIN_P,
+        "top_k": TOP_K if s.top_k is None else s.top_k,
+        "min_p": MIN_P if s.min_p is None else s.min_p,
         "max_tokens": s.max_tokens,
         "frequency_penalty": s.frequency_penalty,
         "presence_penalty": s.presence_penalty,
-        "repeat_penalty": REPEAT_PENALTY,
-        # A fresh seed per call: with llama's fixed default seed, a JSON-mode re-ask at temperature
-        # > 0 would repeat the rejected output word for word. Greedy decoding ignores it.
-        "seed": secrets.randbits(31),
+        "repeat_penalty": REPEAT_PENALTY if s.repetition_penalty is None else s.repetition_penalty,
+        # A fresh seed per call unless the caller fixed one: with llama's fixed default seed, a
+        # JSON-mode re-ask at temperature > 0 would repeat the rejected output word for word.
+        "seed": secrets.randbits(31) if s.seed is None else s.seed,
     }
+    if s.stop:
+        options["stop"] = list(s.stop)
+    if s.logit_bias:
+        options["logit_bias"] = dict(s.logit_bias)
+    return options
 
 
 def _generate(loaded: _LoadedModel, job: _Job, stop: threading.Event, emit: Callable[[_Item], None]) -> None:

@@ -32,7 +32,14 @@ from agent._exceptions import (
     APITimeoutError,
     BadRequestError,
 )
-from agent.models._openai_wire import CompletionReader, chat_body, model_ids, parse_json, status_error
+from agent.models._openai_wire import (
+    CompletionReader,
+    chat_body,
+    model_ids,
+    parse_json,
+    status_error,
+    swap_budget_field,
+)
 from graphs.model import Capabilities, ModelBackend, ModelEvent, ModelRequest
 
 __all__ = [
@@ -56,7 +63,7 @@ MAX_RETRY_AFTER = 60.0
 #: Statuses worth another attempt, besides every 5xx.
 RETRYABLE_STATUS_CODES = frozenset({408, 409, 429})
 #: What an OpenAI-compatible server is assumed to support unless told otherwise.
-DEFAULT_CAPABILITIES = Capabilities(tool_calling=True, json_schema=True, json_object=True)
+DEFAULT_CAPABILITIES = Capabilities(tool_calling=True, json_schema=True, json_object=True, vision=True, upstream=True)
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -118,7 +125,7 @@ class OpenAICompatibleBackend(ModelBackend):
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """Stream one chat completion; see the module docstring for retries."""
         body = chat_body(request, self._capabilities)
-        attempt = 0
+        attempt, swapped = 0, False
         while True:
             attempt += 1
             reader = CompletionReader(attempt, self._redact)
@@ -147,6 +154,9 @@ class OpenAICompatibleBackend(ModelBackend):
                         await _aclose(chunks)
             except (httpx.TransportError, APIError) as exc:
                 error = self._api_error(exc, attempt)
+                if not reader.started and not swapped and swap_budget_field(body, error):
+                    swapped = True  # not a retry: the same request, with the field this upstream knows
+                    continue
                 delay = None if reader.started else self._retry_delay(error, error_headers, attempt)
                 if delay is None:
                     raise error from (None if error is exc else exc)

@@ -13,6 +13,7 @@ from typing import Any
 
 from agent._exceptions import (
     APIConnectionError,
+    APIError,
     APIStatusError,
     AuthenticationError,
     BadRequestError,
@@ -22,11 +23,12 @@ from agent._exceptions import (
     UpstreamNotFoundError,
 )
 from agent.models._sse import SSEDecoder, SSEEvent
-from graphs.model import (
+from graphs import (
     Capabilities,
     Message,
     ModelRequest,
     ModelResult,
+    SamplingParams,
     TextDelta,
     ToolCall,
     ToolSpec,
@@ -129,24 +131,60 @@ def chat_body(request: ModelRequest, capabilities: Capabilities) -> dict[str, An
         "model": request.model,
         "messages": [_wire_message(message) for message in request.messages],
         "temperature": sampling.temperature,
-        "max_tokens": sampling.max_tokens,
+        request.max_tokens_field: sampling.max_tokens,
         "top_p": sampling.top_p,
         "frequency_penalty": sampling.frequency_penalty,
         "presence_penalty": sampling.presence_penalty,
         "stream": True,
         "stream_options": {"include_usage": True},
+        **_optional_sampling(sampling),
+        **dict(request.extra),
     }
     if request.tools and capabilities.tool_calling:
         body["tools"] = [_wire_tool(tool) for tool in request.tools]
         body["tool_choice"] = _wire_tool_choice(request.tool_choice, request.tools)
+        if not request.parallel_tool_calls:
+            body["parallel_tool_calls"] = False
     response_format = _response_format(request, capabilities)
     if response_format is not None:
         body["response_format"] = response_format
     return body
 
 
+def swap_budget_field(body: dict[str, Any], error: APIError) -> bool:
+    """After an upstream refused the output-budget field it was sent (``max_tokens`` on OpenAI's
+    reasoning models, ``max_completion_tokens`` on servers that predate it), send the other one."""
+    if not isinstance(error, UpstreamBadRequestError):
+        return False
+    sent = "max_tokens" if "max_tokens" in body else "max_completion_tokens"
+    other = "max_completion_tokens" if sent == "max_tokens" else "max_tokens"
+    mentioned = sent in (error.param or "") or sent in error.message
+    if not mentioned or other in body:
+        return False
+    body[other] = body.pop(sent)
+    return True
+
+
+def _optional_sampling(sampling: SamplingParams) -> dict[str, Any]:
+    """The sampling fields the caller set (unset ones are left to the upstream's defaults)."""
+    fields: dict[str, Any] = {
+        "stop": list(sampling.stop) or None,
+        "seed": sampling.seed,
+        "logit_bias": {str(token): bias for token, bias in sampling.logit_bias} or None,
+        "logprobs": sampling.logprobs or None,
+        "top_logprobs": sampling.top_logprobs,
+        "top_k": sampling.top_k,
+        "min_p": sampling.min_p,
+        "repetition_penalty": sampling.repetition_penalty,
+    }
+    return {name: value for name, value in fields.items() if value is not None}
+
+
 def _wire_message(message: Message) -> dict[str, Any]:
     wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.media:
+        text: list[dict[str, Any]] = [{"type": "text", "text": message.content}] if message.content else []
+        wire["content"] = [*text, *(dict(part.part) for part in message.media)]
     if message.tool_calls:
         # OpenAI wants null (not "") content beside tool calls.
         wire["content"] = message.content or None
@@ -162,7 +200,9 @@ def _wire_message(message: Message) -> dict[str, Any]:
 
 
 def _wire_tool(tool: ToolSpec) -> dict[str, Any]:
-    function = {"name": tool.name, "description": tool.description, "parameters": tool.parameters}
+    function: dict[str, Any] = {"name": tool.name, "description": tool.description, "parameters": tool.parameters}
+    if tool.strict is not None:
+        function["strict"] = tool.strict
     return {"type": "function", "function": function}
 
 

@@ -1,9 +1,10 @@
 """The studiolm API over HTTP: an OpenAI-compatible Starlette app and ``studiolm serve`` (uvicorn).
 
-Routes: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /health`` (and ``/v1/health``),
-``GET /openapi.json``. Responses and stream chunks are exactly what :class:`~agent._client.AsyncClient`
-returns, serialised as JSON; errors are the OpenAI envelope ``{"error": {"message", "type", "param",
-"code"}}`` with these statuses:
+Routes: ``POST /v1/chat/completions``, the Responses API (``POST /v1/responses``, ``GET`` and
+``DELETE /v1/responses/{id}``, see :mod:`agent.server._responses`), ``GET /v1/models`` and
+``/v1/models/{id}``, ``GET /health`` (and ``/v1/health``), ``GET /openapi.json``. Responses and stream
+chunks are exactly what :class:`~agent._client.AsyncClient` returns, serialised as JSON; errors are
+the OpenAI envelope ``{"error": {"message", "type", "param", "code"}}`` with these statuses:
 
 ===  ===========================================================================================
 400  a bad parameter (``param`` names it), an unknown body field, a body that is not a JSON object
@@ -70,7 +71,7 @@ logger = logging.getLogger("studiolm.server")
 
 _CHAT = "/v1/chat/completions"
 _PUBLIC_PATHS = frozenset({"/health", "/v1/health", "/openapi.json"})
-_KNOWN_PATHS = _PUBLIC_PATHS | {_CHAT, "/v1/models"}
+_KNOWN_PATHS = _PUBLIC_PATHS | {_CHAT, "/v1/models", "/v1/responses"}
 _ANSWERED = object()  # _ChatEndpoint._body: the request was already answered (or the client left)
 
 
@@ -89,13 +90,17 @@ def create_app(
     """
     keys = resolve_api_keys(api_keys)
     limits = limits or ServerLimits()
+    from agent.server._responses import responses_routes  # it builds on this module's endpoint
+
     state = _State(client, limits, frozenset(models) if models else None)
     routes = [
         Route(_CHAT, _ChatEndpoint(state), methods=["POST"]),
         Route("/v1/models", state.list_models, methods=["GET"]),
+        Route("/v1/models/{model:path}", state.retrieve_model, methods=["GET"]),
         Route("/health", _health, methods=["GET"]),
         Route("/v1/health", _health, methods=["GET"]),
         Route("/openapi.json", state.openapi, methods=["GET"]),
+        *responses_routes(state),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_exception, Exception: _crash})
     guarded = AccessMiddleware(app, api_keys=keys, protected=lambda path: path not in _PUBLIC_PATHS, deny=_deny)
@@ -120,6 +125,16 @@ class _State:
         if self.models is not None:
             listed["data"] = [m for m in listed["data"] if m["id"] in self.models]
         return Response(dumps(listed), media_type="application/json")
+
+    async def retrieve_model(self, request: Request) -> Response:
+        model = request.path_params["model"]
+        try:
+            if self.models is not None and model not in self.models:
+                raise NotFoundError(model, sorted(self.models))
+            found = await self.client.models.retrieve(model)
+        except Exception as exc:
+            return _error_response(as_error(exc, "GET /v1/models/{model}"))
+        return Response(dumps(found), media_type="application/json")
 
     async def openapi(self, request: Request) -> Response:
         return Response(self._openapi, media_type="application/json")
@@ -196,11 +211,13 @@ def chat_params(body: Any, limits: ServerLimits, models: frozenset[str] | None) 
     unknown = [name for name in body if name not in FIELDS]
     if unknown:
         raise BadRequestError(f"unknown parameter; accepted: {', '.join(FIELDS)}", param=unknown[0])
-    messages, max_tokens, model = body.get("messages"), body.get("max_tokens"), body.get("model")
+    messages, model = body.get("messages"), body.get("model")
     if isinstance(messages, list) and len(messages) > limits.max_messages:
         raise BadRequestError(f"at most {limits.max_messages} messages, got {len(messages)}", param="messages")
-    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens > limits.max_tokens:
-        raise BadRequestError(f"must be at most {limits.max_tokens}, got {max_tokens}", param="max_tokens")
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > limits.max_tokens:
+            raise BadRequestError(f"must be at most {limits.max_tokens}, got {value}", param=name)
     if models is not None and isinstance(model, str) and model not in models:
         raise NotFoundError(model, sorted(models))
     return body

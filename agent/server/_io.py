@@ -13,12 +13,12 @@ import json
 import logging
 import math
 import traceback
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from starlette.types import Message, Receive, Send
 
-from agent._client import AsyncStream
 from agent._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -33,12 +33,14 @@ from agent._exceptions import (
     UpstreamBadRequestError,
     UsageError,
 )
-from agent._types import ChatCompletionChunk
 from agent._wire import error_body
 
 __all__ = [
+    "CHAT_SSE",
     "SSE_HEADERS",
     "BodyProblem",
+    "EventStream",
+    "SseFormat",
     "Sender",
     "as_error",
     "dumps",
@@ -216,7 +218,32 @@ async def run_until_disconnect(receive: Receive, work: Coroutine[Any, Any, None]
         await asyncio.gather(task, watcher, return_exceptions=True)
 
 
-async def pump_sse(stream: AsyncStream, sender: Sender, *, keepalive: float, hold: float, where: str) -> None:
+class EventStream(Protocol):
+    """What :func:`pump_sse` sends: an async iterator of events that ``aclose()`` stops."""
+
+    def __aiter__(self) -> AsyncIterator[Any]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SseFormat:
+    """How a kind of stream is framed: one event, whether it may wait before the headers go out
+    (a step, not yet content), a failure after the headers, and the end marker."""
+
+    encode: Callable[[Any], bytes]
+    held: Callable[[Any], bool]
+    error: Callable[[StudiolmError], bytes]
+    done: bytes
+
+
+#: Chat completions: ``data: {chunk}`` events, steps held back, ``data: [DONE]`` at the end.
+CHAT_SSE = SseFormat(encode=lambda chunk: b"data: " + dumps(chunk) + b"\n\n", held=lambda chunk: "step" in chunk,
+                     error=lambda error: b"data: " + dumps(error_body(error)) + b"\n\n", done=DONE)
+
+
+async def pump_sse(stream: EventStream, sender: Sender, *, keepalive: float, hold: float, where: str,
+                   fmt: SseFormat = CHAT_SSE) -> None:
     """Send ``stream`` as Server-Sent Events: one complete ``data:`` event per write.
 
     The first chunks (the role chunk, early steps) are held back until the first token or for
@@ -225,7 +252,7 @@ async def pump_sse(stream: AsyncStream, sender: Sender, *, keepalive: float, hol
     after the headers is one ``data: {"error": …}`` event, then the end; a normal end is
     ``data: [DONE]``.
     """
-    queue: asyncio.Queue[ChatCompletionChunk | StudiolmError | None] = asyncio.Queue(SSE_BUFFERED_CHUNKS)
+    queue: asyncio.Queue[Any] = asyncio.Queue(SSE_BUFFERED_CHUNKS)
     producer = asyncio.ensure_future(_produce(stream, queue, where))
     held: list[bytes] = []
     commit_at = asyncio.get_running_loop().time() + hold
@@ -242,23 +269,21 @@ async def pump_sse(stream: AsyncStream, sender: Sender, *, keepalive: float, hol
                     await sender.body(KEEPALIVE)
                 continue
             if isinstance(item, StudiolmError):
-                await _fail(sender, item)
+                await _fail(sender, item, fmt)
                 return
             if item is None:
                 await _flush(sender, held)
-                await sender.body(DONE, more=False)
+                await sender.body(fmt.done, more=False)
                 return
-            held.append(b"data: " + dumps(item) + b"\n\n")
-            if sender.started or (len(held) > 1 and "step" not in item):
+            held.append(fmt.encode(item))
+            if sender.started or (len(held) > 1 and not fmt.held(item)):
                 await _flush(sender, held)
     finally:
         producer.cancel()
         await asyncio.gather(producer, return_exceptions=True)
 
 
-async def _produce(
-    stream: AsyncStream, queue: asyncio.Queue[ChatCompletionChunk | StudiolmError | None], where: str
-) -> None:
+async def _produce(stream: EventStream, queue: asyncio.Queue[Any], where: str) -> None:
     try:
         async for chunk in stream:
             await queue.put(chunk)
@@ -278,8 +303,8 @@ async def _flush(sender: Sender, held: list[bytes]) -> None:
     held.clear()
 
 
-async def _fail(sender: Sender, error: StudiolmError) -> None:
+async def _fail(sender: Sender, error: StudiolmError, fmt: SseFormat) -> None:
     if sender.started:
-        await sender.body(b"data: " + dumps(error_body(error)) + b"\n\n", more=False)
+        await sender.body(fmt.error(error), more=False)
     else:
         await send_error(sender, error)

@@ -13,6 +13,7 @@ from agent._contract import request_schema
 from agent._params import ROLES
 from agent._tool_params import MAX_TOOLS
 from agent.server._limits import ServerLimits
+from agent.server._responses_doc import responses_paths, responses_schemas
 from graphs import BUILTIN_TOOLS
 from tools import TOOL_NAME_PATTERN
 
@@ -48,12 +49,14 @@ def openapi_document(limits: ServerLimits) -> dict[str, Any]:
             "/v1/models": {"get": _models_operation()},
             "/health": {"get": _health_operation()},
             "/v1/health": {"get": _health_operation()},
+            **responses_paths(),
         },
         "components": {
             "schemas": {
                 "ChatCompletionRequest": _request_schema(limits),
                 "Message": _message_schema(),
                 "Error": _error_schema(),
+                **responses_schemas(limits),
             },
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },

@@ -759,7 +759,8 @@ async def test_tools_are_not_sent_without_tool_calling_capability() -> None:
 def test_default_capabilities_and_timeout() -> None:
     backend = OpenAICompatibleBackend(None, "http://localhost:8080/v1")
     assert backend.name == "openai-compatible"
-    assert backend.capabilities("any") == Capabilities(tool_calling=True, json_schema=True, json_object=True)
+    assert backend.capabilities("any") == Capabilities(tool_calling=True, json_schema=True, json_object=True,
+                                                       vision=True, upstream=True)
     assert (DEFAULT_TIMEOUT.connect, DEFAULT_TIMEOUT.read) == (5.0, 600.0)
 
 

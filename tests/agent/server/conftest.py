@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agent import AsyncClient, ModelBackend
+from agent import AsyncClient, MemoryResponseStore, ModelBackend
 from agent.server._app import create_app
 from tests.agent.server.server_harness import API_KEY, FakeUpstream, ServerThread, StartServer, scripted_model
 from tools import SearchBackend
@@ -22,7 +22,9 @@ def start_server() -> Iterator[StartServer]:
     def start(backend: ModelBackend | None = None, *, search: SearchBackend | None = None, app: Any = None,
               host: str = "127.0.0.1", **options: Any) -> ServerThread:
         if app is None:
-            app = create_app(AsyncClient(backend=backend, search=search), **options)
+            # Stored responses stay in memory: a test never writes to the user's cache folder.
+            client = AsyncClient(backend=backend, search=search, response_store=MemoryResponseStore())
+            app = create_app(client, **options)
         server = ServerThread(app, host).__enter__()
         servers.append(server)
         return server

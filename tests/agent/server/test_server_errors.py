@@ -59,17 +59,22 @@ def request(**overrides: Any) -> dict[str, Any]:
     ({"messages": []}, "messages"),
     ({"messages": "hi"}, "messages"),
     ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
-    ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages[0].content[0]"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages[0].content[0].image_url"),
+    ({"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}, "messages[0].content[0].input_audio"),
     ({"web_search": "always"}, "web_search"),
     ({"stream": "yes"}, "stream"),
     ({"response_format": "xml"}, "response_format"),
     ({"model": ""}, "model"),
     ({"model": None}, "model"),
-    ({"n": 2}, "n"),
+    ({"n": 99}, "n"),
     ({"user": 5}, "user"),
-    ({"stream_options": {"include_usage": "yes"}}, "stream_options"),
-    ({"seed": 1}, "seed"),
-    ({"max_completion_tokens": 10}, "max_completion_tokens"),
+    ({"stream_options": {"include_usage": "yes"}}, "stream_options.include_usage"),
+    ({"seed": "x"}, "seed"),
+    ({"max_completion_tokens": 0}, "max_completion_tokens"),
+    ({"max_completion_tokens": ServerLimits().max_tokens + 1}, "max_completion_tokens"),
+    ({"metadata": {"k": 5}}, "metadata.k"),
+    ({"top_logprobs": 21}, "top_logprobs"),
+    ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
 ])
 def test_bad_parameter_is_400_naming_it(docs_server: ServerThread, overrides: dict[str, Any], param: str) -> None:
     response = post(docs_server, request(**overrides))
@@ -168,9 +173,18 @@ def test_json_output_that_never_validates_is_422(docs_server: ServerThread) -> N
     assert all(a["valid"] is False and a["errors"] and "output" in a for a in error["attempts"])
 
 
-def test_json_output_that_never_validates_mid_stream_is_one_error_event(docs_server: ServerThread) -> None:
+def test_json_output_that_never_validates_before_the_stream_starts_is_a_422(docs_server: ServerThread) -> None:
+    # JSON-mode attempts stream as steps, never as content, so a quick failure is still a status.
     response = post(docs_server, request(response_format="json", stream=True))
-    assert response.status_code == 200  # the tokens were already on their way
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "output_validation_failed"
+
+
+def test_json_output_that_never_validates_mid_stream_is_one_error_event(start_server: StartServer) -> None:
+    slow = SlowModel(["not ", "json"], word_delay=0.3)
+    server = start_server(slow, api_keys=[API_KEY], limits=ServerLimits(stream_hold=0.1))
+    response = post(server, request(response_format="json", stream=True))
+    assert response.status_code == 200  # the steps were already on their way
     events = [e for e in response.text.split("\n\n") if e]
     assert events[-1].startswith('data: {"error":')
     assert json.loads(events[-1][6:])["error"]["code"] == "output_validation_failed"

@@ -51,7 +51,8 @@ def test_invalid_requests_from_the_openapi_document_get_no_5xx(docs_server: Serv
 
 def test_the_document_describes_the_routes_and_the_request(docs_server: ServerThread) -> None:
     document = requests.get(f"{docs_server.url}/openapi.json", timeout=10).json()
-    assert set(document["paths"]) == {"/v1/chat/completions", "/v1/models", "/health", "/v1/health"}
+    assert set(document["paths"]) == {"/v1/chat/completions", "/v1/models", "/health", "/v1/health",
+                                      "/v1/responses", "/v1/responses/{response_id}"}
     request = document["components"]["schemas"]["ChatCompletionRequest"]
     assert request["required"] == ["model", "messages"]
     assert request["additionalProperties"] is False
