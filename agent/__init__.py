@@ -63,6 +63,15 @@ from agent._exceptions import (
     UpstreamNotFoundError,
     UsageError,
 )
+from agent._extract import (
+    ExtractReport,
+    ExtractSkipped,
+    ExtractSummary,
+    aextract,
+    extract,
+    extract_events,
+)
+from agent._extract_ray import extract_dataset
 from agent._response_store import MemoryResponseStore, ResponseStore, SqliteResponseStore, StoredResponse
 from agent._responses_api import AsyncResponseStream, ResponseStream
 from agent._responses_wire import Response, ResponseStreamEvent
@@ -85,6 +94,8 @@ from agent.server import ServerLimits
 from graphs import (
     Capabilities,
     ChatLimits,
+    ExtractFailure,
+    ExtractOutcome,
     Message,
     ModelBackend,
     ModelEvent,
@@ -138,6 +149,11 @@ __all__ = [
     "CorpusNotFoundError",
     "DEFAULT_LOCAL_MODEL",
     "DuckDuckGoSearch",
+    "ExtractFailure",
+    "ExtractOutcome",
+    "ExtractReport",
+    "ExtractSkipped",
+    "ExtractSummary",
     "FetchBlockedError",
     "FetchError",
     "FunctionTool",
@@ -208,7 +224,11 @@ __all__ = [
     "Usage",
     "UsageError",
     "WireObject",
+    "aextract",
     "create_app",
+    "extract",
+    "extract_dataset",
+    "extract_events",
     "mcp_server",
     "serve",
 ]

@@ -1,4 +1,4 @@
-"""LangGraph state machines: the chat-completions graph (and, later, research and extraction).
+"""LangGraph state machines: the chat-completions graph and the per-document extraction pipeline (and, later, research).
 
 ``graphs`` owns the interfaces it calls: the model protocol (:mod:`graphs.model`), the tool types,
 JSON mode as the graph sees it (:class:`JsonFormat`), and its errors (:mod:`graphs.errors`). It
@@ -25,6 +25,16 @@ from graphs._events import (
     ValidationPassed,
     event_payload,
 )
+from graphs._extract import (
+    CHUNK_CHARS,
+    ChunkInfo,
+    ExtractFailure,
+    ExtractOutcome,
+    ExtractRequest,
+    chunk_text,
+    merge_records,
+    run_extraction,
+)
 from graphs._json_format import JsonFormat
 from graphs._state import ChatDeps, ChatLimits, ChatOutcome, ChatRequest, SearchDecision, ToolDecision, WebSearchMode
 from graphs._toolbox import BUILTIN_TOOLS, PLANNED_BUILTINS, TOOL_CHOICES, ToolConfig, bind_tools
@@ -47,12 +57,17 @@ from graphs.model import (
 
 __all__ = [
     "BUILTIN_TOOLS",
+    "CHUNK_CHARS",
     "Capabilities",
     "ChatDeps",
     "ChatEvent",
     "ChatLimits",
     "ChatOutcome",
     "ChatRequest",
+    "ChunkInfo",
+    "ExtractFailure",
+    "ExtractOutcome",
+    "ExtractRequest",
     "GenerationStarted",
     "GraphLimitError",
     "ImagesFound",
@@ -94,6 +109,9 @@ __all__ = [
     "WebSearchMode",
     "bind_tools",
     "build_chat_graph",
+    "chunk_text",
     "event_payload",
+    "merge_records",
     "run_chat",
+    "run_extraction",
 ]

@@ -28,6 +28,7 @@ from tools._exceptions import (
     UnsupportedSearchError,
     UsageError,
 )
+from tools._extract import extract_html
 from tools._fetch import Page, PageFetcher
 from tools._functions import TOOL_NAME_PATTERN, FunctionTool, ToolDefinition, ToolOutput, Toolset
 from tools._json_text import PartialJson
@@ -93,6 +94,7 @@ __all__ = [
     "bound_for_decoding",
     "compile_schema",
     "default_cache_dir",
+    "extract_html",
     "json_pointer",
     "mcp_server",
     "terminal_safe",
