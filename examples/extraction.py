@@ -60,13 +60,16 @@ print(len(documents), "documents, e.g.:", documents[0]["text"], "|", documents[3
 #
 # `output=` gets one JSON line per record, `errors=` one per failure. `progress=True` shows a
 # progress bar (a widget in Jupyter). The embedded model decodes one document at a time, so more
-# concurrency would not help here; against an HTTP endpoint raise `concurrency=`.
+# concurrency would not help here; against an HTTP endpoint raise `concurrency=`. The example runs
+# the tiny tier (SmolLM2-135M) so it finishes in well under a minute; leave `model=` out for the
+# default tier.
 
 # %%
 workdir = Path(tempfile.mkdtemp(prefix="extraction-"))
 client = studiolm.Client(search="none")
-report = studiolm.extract(documents, Person, client=client, output=workdir / "people.jsonl",
-                          errors=workdir / "people.errors.jsonl", concurrency=1, progress=True)
+report = studiolm.extract(documents, Person, client=client, model="smollm2-135m-instruct",
+                          output=workdir / "people.jsonl", errors=workdir / "people.errors.jsonl",
+                          concurrency=1, progress=True)
 print(report.summary)
 
 # %% [markdown]
