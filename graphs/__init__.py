@@ -1,4 +1,4 @@
-"""LangGraph state machines: the chat-completions graph (and, later, research and extraction).
+"""LangGraph state machines: the chat-completions graph, the research graph (and, later, extraction).
 
 ``graphs`` owns the interfaces it calls: the model protocol (:mod:`graphs.model`), the tool types,
 JSON mode as the graph sees it (:class:`JsonFormat`), and its errors (:mod:`graphs.errors`). It
@@ -26,6 +26,28 @@ from graphs._events import (
     event_payload,
 )
 from graphs._json_format import JsonFormat
+from graphs._research import build_research_graph, research_serializer, run_research
+from graphs._research_events import (
+    BudgetExhausted,
+    PageFailed,
+    PageRead,
+    PlanReviewRequested,
+    PlanWritten,
+    ReflectionDone,
+    ReportWritten,
+    ResearchEvent,
+    SourcesChosen,
+)
+from graphs._research_pages import IndexPages, PageReader, WebPages
+from graphs._research_state import (
+    Passage,
+    ResearchBudget,
+    ResearchDeps,
+    ResearchNote,
+    ResearchReport,
+    ResearchSource,
+    SubQuestion,
+)
 from graphs._state import ChatDeps, ChatLimits, ChatOutcome, ChatRequest, SearchDecision, ToolDecision, WebSearchMode
 from graphs._toolbox import BUILTIN_TOOLS, PLANNED_BUILTINS, TOOL_CHOICES, ToolConfig, bind_tools
 from graphs.errors import GraphLimitError, ModelError, NotFoundError, OutputValidationError, ToolsetError
@@ -46,6 +68,7 @@ from graphs.model import (
 
 __all__ = [
     "BUILTIN_TOOLS",
+    "BudgetExhausted",
     "Capabilities",
     "ChatDeps",
     "ChatEvent",
@@ -55,6 +78,7 @@ __all__ = [
     "GenerationStarted",
     "GraphLimitError",
     "ImagesFound",
+    "IndexPages",
     "JsonFormat",
     "Message",
     "ModelBackend",
@@ -65,7 +89,21 @@ __all__ = [
     "NotFoundError",
     "OutputValidationError",
     "PLANNED_BUILTINS",
+    "PageFailed",
+    "PageRead",
+    "PageReader",
+    "Passage",
+    "PlanReviewRequested",
+    "PlanWritten",
     "QueryPlanned",
+    "ReflectionDone",
+    "ReportWritten",
+    "ResearchBudget",
+    "ResearchDeps",
+    "ResearchEvent",
+    "ResearchNote",
+    "ResearchReport",
+    "ResearchSource",
     "Role",
     "SamplingParams",
     "SearchCompleted",
@@ -74,7 +112,9 @@ __all__ = [
     "SearchFailed",
     "SearchFallbackTaken",
     "SearchStarted",
+    "SourcesChosen",
     "StepEvent",
+    "SubQuestion",
     "TOOL_CHOICES",
     "TextDelta",
     "Token",
@@ -89,9 +129,13 @@ __all__ = [
     "Usage",
     "ValidationFailed",
     "ValidationPassed",
+    "WebPages",
     "WebSearchMode",
     "bind_tools",
     "build_chat_graph",
+    "build_research_graph",
     "event_payload",
+    "research_serializer",
     "run_chat",
+    "run_research",
 ]
