@@ -135,7 +135,8 @@ async def _input(graph: Graph, config: Any, question: str | None, review_answer:
             raise BadRequestError("give a question to research (or the run id of an existing run)", param="question")
         return {"question": question.strip()}
     if snapshot.interrupts:
-        return Command(resume=review_answer)
+        # None would read as "no resume value" to LangGraph; True means the same to the review node.
+        return Command(resume=True if review_answer is None else review_answer)
     return None
 
 
