@@ -6,6 +6,8 @@
   response as JSON instead of the readable view.
 * ``studiolm index [PATH]`` builds the local full-text index: over the folder PATH, or over the
   offline Wikipedia corpus when no PATH is given. ``studiolm ask --index DB`` searches that index.
+* ``studiolm research "question" [-o report.md] [--resume ID]`` writes a cited research report,
+  with live progress on stderr (see :mod:`agent._cli_research`).
 * ``studiolm models`` lists the models.
 * ``studiolm serve [--host 127.0.0.1] [--port 8000] [--model ID ...] [--api-key KEY ...]`` serves the
   API over HTTP (see :mod:`agent.server._app`); without a key it only listens on loopback.
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from agent._cli_research import add_research_parser
 from agent._client import Client
 from agent._exceptions import StudiolmError
 from agent.models import DEFAULT_LOCAL_MODEL
@@ -77,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--search", choices=["auto", "web", "local", "none"], default=None,
                        help="search backend (default: $STUDIOLM_SEARCH or auto)")
     serve.set_defaults(run=_serve)
+    add_research_parser(sub)
     return parser
 
 
