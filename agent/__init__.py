@@ -80,6 +80,7 @@ from agent.server import ServerLimits
 from graphs import (
     Capabilities,
     ChatLimits,
+    FallbackPages,
     IndexPages,
     Message,
     ModelBackend,
@@ -142,6 +143,7 @@ __all__ = [
     "DEFAULT_LOCAL_MODEL",
     "DuckDuckGoSearch",
     "FetchBlockedError",
+    "FallbackPages",
     "FetchError",
     "FunctionTool",
     "GraphLimitError",

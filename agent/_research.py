@@ -32,6 +32,7 @@ from agent._config import resolve_model_backend, resolve_search
 from agent._exceptions import BadRequestError, UsageError
 from agent.models import DEFAULT_MAX_RETRIES
 from graphs import (
+    FallbackPages,
     IndexPages,
     ModelBackend,
     PageReader,
@@ -43,7 +44,7 @@ from graphs import (
     research_serializer,
     run_research,
 )
-from tools import LocalIndex, SearchBackend
+from tools import CachedSearch, CorpusNotFoundError, DuckDuckGoSearch, LocalIndex, SearchBackend, SearchChain
 
 __all__ = ["ResearchOptions", "aresearch", "research", "research_events"]
 
@@ -125,10 +126,10 @@ def _check_options(question: str | None, options: ResearchOptions) -> None:
 
 async def _deps(stack: contextlib.AsyncExitStack, options: ResearchOptions) -> ResearchDeps:
     """Model, search and pages for one run; what this function created is closed when the run ends."""
-    search = _search(options.get("search"))
+    search, index = _search(options.get("search"))
     if search is not None and search is not options.get("search"):
         stack.push_async_callback(search.aclose)
-    pages = options.get("pages") or (IndexPages(search) if isinstance(search, LocalIndex) else WebPages())
+    pages = options.get("pages") or _pages(index)
     backend = options.get("backend") or resolve_model_backend(
         backend=None, api_key=options.get("api_key"), base_url=options.get("base_url"), http_client=None,
         timeout=None, max_retries=DEFAULT_MAX_RETRIES)
@@ -141,12 +142,29 @@ async def _deps(stack: contextlib.AsyncExitStack, options: ResearchOptions) -> R
                         deadline=time.monotonic() + budget.max_seconds, review_plan=bool(options.get("review_plan")))
 
 
-def _search(search: SearchBackend | str | None) -> SearchBackend | None:
-    # "local" is the index itself (not wrapped in a cache), so its documents can serve as the pages.
-    choice = search if isinstance(search, str) else None if search is not None else os.environ.get("STUDIOLM_SEARCH")
+def _search(search: SearchBackend | str | None) -> tuple[SearchBackend | None, LocalIndex | None]:
+    """The search backend, and the local index among its backends (its documents are pages too)."""
+    if isinstance(search, LocalIndex):
+        return search, search
+    if isinstance(search, SearchBackend):
+        return search, None
+    choice = search or os.environ.get("STUDIOLM_SEARCH") or "auto"
+    if choice not in ("local", "auto"):
+        return resolve_search(choice), None
+    try:
+        index = LocalIndex.from_corpus()
+    except CorpusNotFoundError:
+        if choice == "local":
+            raise
+        return resolve_search("web"), None
     if choice == "local":
-        return LocalIndex.from_corpus()
-    return resolve_search(search)
+        return index, index
+    return CachedSearch(SearchChain([DuckDuckGoSearch(), index])), index  # as resolve_search("auto") builds it
+
+
+def _pages(index: LocalIndex | None) -> PageReader:
+    # The index first: a millisecond's lookup, and the only way to read its results offline.
+    return FallbackPages([IndexPages(index), WebPages()]) if index is not None else WebPages()
 
 
 async def _checkpointer(stack: contextlib.AsyncExitStack, checkpoint: Any) -> Any:

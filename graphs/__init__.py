@@ -38,7 +38,7 @@ from graphs._research_events import (
     ResearchEvent,
     SourcesChosen,
 )
-from graphs._research_pages import IndexPages, PageReader, WebPages
+from graphs._research_pages import FallbackPages, IndexPages, PageReader, WebPages
 from graphs._research_state import (
     Passage,
     ResearchBudget,
@@ -75,6 +75,7 @@ __all__ = [
     "ChatLimits",
     "ChatOutcome",
     "ChatRequest",
+    "FallbackPages",
     "GenerationStarted",
     "GraphLimitError",
     "ImagesFound",

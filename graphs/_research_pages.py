@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import abc
 
-from tools import FetchError, LocalIndex, Page, PageFetcher
+from tools import FetchBlockedError, FetchError, LocalIndex, Page, PageFetcher, ToolsUsageError
 
-__all__ = ["IndexPages", "PageReader", "WebPages"]
+__all__ = ["FallbackPages", "IndexPages", "PageReader", "WebPages"]
 
 
 class PageReader(abc.ABC):
@@ -54,3 +54,29 @@ class IndexPages(PageReader):
             raise FetchError(url, f"the local index {self.index.name!r} has no document with this URL")
         return Page(url=document.url, status=200, content_type="text/plain", title=document.title,
                     text=document.body, size=len(document.body.encode()))
+
+
+class FallbackPages(PageReader):
+    """Tries each reader in turn and returns the first page read; raises the last one's error.
+
+    Put the local index first when searching the web with the offline index as fallback: its URL
+    lookup takes a millisecond, and it reads the results the index returned when the web is down.
+    """
+
+    name = "fallback"
+
+    def __init__(self, readers: list[PageReader]) -> None:
+        if not readers:
+            raise ToolsUsageError("FallbackPages needs at least one reader")
+        self.readers = list(readers)
+
+    async def read(self, url: str) -> Page:
+        """The page from the first reader that has it."""
+        error: Exception | None = None
+        for reader in self.readers:
+            try:
+                return await reader.read(url)
+            except (FetchError, FetchBlockedError) as exc:
+                error = exc
+        assert error is not None
+        raise error

@@ -16,6 +16,9 @@ import pytest
 import agent
 from agent import (
     BadRequestError,
+    FallbackPages,
+    FetchError,
+    IndexPages,
     LocalIndex,
     PageFetcher,
     ResearchBudget,
@@ -317,3 +320,13 @@ def test_report_keeps_only_citations_and_links_of_read_sources() -> None:
     assert "evil.example" not in report
     assert "[ok](https://a.org/x)" in report and "made up" not in report
     assert report.endswith("## Sources\n\n1. [A](https://a.org/x)")
+
+
+async def test_fallback_pages_read_the_index_first_then_the_web(web: LoopbackWeb, tmp_path: Path) -> None:
+    index = await LocalIndex.build(tmp_path / "index.sqlite3", DOCUMENTS)
+    pages = FallbackPages([IndexPages(index), _pages()])
+    assert (await pages.read("https://en.wikipedia.org/wiki/Rhine")).title == "Rhine"  # no network needed
+    assert (await pages.read(web.url("/volga"))).title == "The Volga"
+    with pytest.raises(FetchError):
+        await pages.read(web.url("/nowhere"))
+    assert web.attacker.hits == []
