@@ -61,7 +61,7 @@ from agent._exceptions import (
     UpstreamNotFoundError,
     UsageError,
 )
-from agent._research import ResearchOptions, aresearch, research, research_events
+from agent._research import RESEARCH_MODEL, ResearchOptions, aresearch, research, research_events
 from agent._types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -142,8 +142,8 @@ __all__ = [
     "CorpusNotFoundError",
     "DEFAULT_LOCAL_MODEL",
     "DuckDuckGoSearch",
-    "FetchBlockedError",
     "FallbackPages",
+    "FetchBlockedError",
     "FetchError",
     "FunctionTool",
     "GraphLimitError",
@@ -170,6 +170,7 @@ __all__ = [
     "Page",
     "PageFetcher",
     "PageReader",
+    "RESEARCH_MODEL",
     "RateLimitError",
     "ResearchBudget",
     "ResearchEvent",

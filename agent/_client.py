@@ -20,6 +20,7 @@ from agent._config import resolve_model_backend, resolve_search
 from agent._contract import CompletionCreateParamsBase
 from agent._exceptions import UsageError
 from agent._params import build_request, check_stream
+from agent._research import RESEARCH_MODEL, research_chat_events
 from agent._tool_params import parse_tools
 from agent._types import ChatCompletion, ChatCompletionChunk, ModelList
 from agent._wire import chunk_stream, completion, new_completion_id, now
@@ -122,7 +123,8 @@ class AsyncClient:
 
     async def _prepare(self, params: Mapping[str, Any]) -> tuple[ChatRequest, ChatDeps]:
         request = build_request(params)
-        await self.backend.check_model(request.model)
+        if request.model != RESEARCH_MODEL:  # the research graph picks the backend's own model
+            await self.backend.check_model(request.model)
         request = await self._bind_tools(request)
         local = await self._local_search() if "local_search" in request.tools.builtins else None
         return request, ChatDeps(model=self.backend, search=self.search, limits=self.limits, local_search=local)
@@ -141,6 +143,8 @@ class AsyncClient:
         return self.local_index
 
     def _events(self, request: ChatRequest, deps: ChatDeps) -> AsyncGenerator[Any]:
+        if request.model == RESEARCH_MODEL:
+            return research_chat_events(request, self.backend, self.search)
         return run_chat(request, deps, self.backend.capabilities(request.model))
 
 

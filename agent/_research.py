@@ -24,7 +24,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
@@ -32,6 +32,8 @@ from agent._config import resolve_model_backend, resolve_search
 from agent._exceptions import BadRequestError, UsageError
 from agent.models import DEFAULT_MAX_RETRIES
 from graphs import (
+    ChatOutcome,
+    ChatRequest,
     FallbackPages,
     IndexPages,
     ModelBackend,
@@ -40,15 +42,28 @@ from graphs import (
     ResearchDeps,
     ResearchEvent,
     ResearchReport,
+    SearchDecision,
+    Token,
     WebPages,
     research_serializer,
     run_research,
 )
-from tools import CachedSearch, CorpusNotFoundError, DuckDuckGoSearch, LocalIndex, SearchBackend, SearchChain
+from tools import (
+    CachedSearch,
+    CorpusNotFoundError,
+    DuckDuckGoSearch,
+    LocalIndex,
+    SearchBackend,
+    SearchChain,
+    SearchResult,
+)
 
-__all__ = ["ResearchOptions", "aresearch", "research", "research_events"]
+__all__ = ["RESEARCH_MODEL", "ResearchOptions", "aresearch", "research", "research_chat_events", "research_events"]
 
 SQLITE_INSTALL_HINT = "install it with: pip install 'studiolm-agent[research]'"
+#: The model id that routes a chat-completions request to the research graph (HTTP and SDK alike):
+#: the last user message is the question, the steps stream as ``step`` chunks, the report is the content.
+RESEARCH_MODEL = "studiolm-research"
 
 
 class ResearchOptions(TypedDict, total=False):
@@ -109,6 +124,44 @@ def research(question: str | None = None, **options: Unpack[ResearchOptions]) ->
     except RuntimeError:
         return asyncio.run(aresearch(question, **options))
     raise UsageError("research() cannot run inside a running event loop; use `await aresearch(...)`")
+
+
+async def research_chat_events(
+    request: ChatRequest, backend: ModelBackend, search: SearchBackend | None
+) -> AsyncGenerator[Any]:
+    """A chat-completions request to :data:`RESEARCH_MODEL` as chat events: the research steps, the
+    report as one token, then a :class:`ChatOutcome` whose sources are the pages read, in ``[n]`` order.
+
+    The research model is the backend's first model; the sampling parameters do not apply.
+    """
+    question = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+    report: ResearchReport | None = None
+    pages = _pages(search if isinstance(search, LocalIndex) else _corpus_index())
+    async for item in research_events(question, backend=backend, search=search or "none", pages=pages):
+        if isinstance(item, ResearchReport):
+            report = item
+        else:
+            yield item
+    assert report is not None
+    yield Token(text=report.report)
+    yield _outcome(request, report)
+
+
+def _outcome(request: ChatRequest, report: ResearchReport) -> ChatOutcome:
+    queries = tuple(e.query for e in report.steps if getattr(e, "type", "") == "search.started")
+    sources = tuple(SearchResult(s.title, s.url, s.snippet, "research") for s in report.sources)
+    reason = "the research agent searched" + (f"; partial report: {report.reason}" if report.partial else "")
+    return ChatOutcome(content=report.report, finish_reason="stop",
+                       model=request.model, mode="force", sources=sources, images=(), queries=queries,
+                       decision=SearchDecision(True, reason), search_errors=(), usage=report.usage,
+                       model_calls=report.model_calls)
+
+
+def _corpus_index() -> LocalIndex | None:
+    try:
+        return LocalIndex.from_corpus()
+    except CorpusNotFoundError:
+        return None
 
 
 def _check_options(question: str | None, options: ResearchOptions) -> None:

@@ -156,5 +156,6 @@ async def _report(graph: Graph, config: Any, run_id: str, steps: list[Any]) -> R
         reason=stopped or (None if waiting or state.get("report") else "the run stopped before its report"),
         run_id=run_id,
         usage=state.get("usage", Usage()),
+        model_calls=state.get("model_calls", 0),
         status="awaiting_review" if waiting else "done",
     )

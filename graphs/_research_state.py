@@ -196,5 +196,6 @@ class ResearchReport:
     reason: str | None
     run_id: str
     usage: Usage = field(default_factory=Usage)
+    model_calls: int = 0
     status: Literal["done", "awaiting_review"] = "done"
     type: Literal["report"] = "report"
