@@ -20,11 +20,12 @@ machines), and a run that crashed resumes from its last completed step with ``ru
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
@@ -107,23 +108,35 @@ async def research_events(
             yield item
 
 
-async def aresearch(question: str | None = None, **options: Unpack[ResearchOptions]) -> ResearchReport:
-    """Research ``question`` and return the :class:`ResearchReport` (see :func:`research_events`)."""
+async def aresearch(
+    question: str | None = None, *, on_step: Callable[[ResearchEvent], None] | None = None,
+    **options: Unpack[ResearchOptions],
+) -> ResearchReport:
+    """Research ``question`` and return the :class:`ResearchReport` (see :func:`research_events`);
+    ``on_step`` is called with every step event as it happens."""
     report: ResearchReport | None = None
     async for item in research_events(question, **options):
         if isinstance(item, ResearchReport):
             report = item
+        elif on_step is not None:
+            on_step(item)
     assert report is not None, "run_research always ends with a report"
     return report
 
 
-def research(question: str | None = None, **options: Unpack[ResearchOptions]) -> ResearchReport:
-    """Synchronous :func:`aresearch` (not inside a running event loop: there, ``await aresearch(...)``)."""
+def research(
+    question: str | None = None, *, on_step: Callable[[ResearchEvent], None] | None = None,
+    **options: Unpack[ResearchOptions],
+) -> ResearchReport:
+    """Synchronous :func:`aresearch`. Inside a running event loop (a notebook) the run goes to a
+    worker thread with its own loop, and this call blocks until it is done."""
+    run = aresearch(question, on_step=on_step, **options)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(aresearch(question, **options))
-    raise UsageError("research() cannot run inside a running event loop; use `await aresearch(...)`")
+        return asyncio.run(run)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="studiolm-research") as pool:
+        return pool.submit(asyncio.run, run).result()
 
 
 async def research_chat_events(

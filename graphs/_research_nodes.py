@@ -31,7 +31,7 @@ from graphs._research_events import (
     SourcesChosen,
 )
 from graphs._research_state import ResearchDeps, ResearchSource, ResearchState, SearchTask, SubQuestion
-from graphs._research_text import choose_sources, fallback_report, finish_report, pick_notes
+from graphs._research_text import choose_sources, fallback_report, finish_report, pick_notes, tidy_draft
 from graphs._searching import search_text
 from graphs.model import Message, ModelRequest, ModelResult, SamplingParams, Usage
 
@@ -54,7 +54,7 @@ __all__ = [
 # Side calls are deterministic; the report gets room for a few sections.
 PLAN_SAMPLING = SamplingParams(temperature=0.0, max_tokens=400)
 REFLECTION_SAMPLING = SamplingParams(temperature=0.0, max_tokens=250)
-REPORT_MAX_TOKENS = 1200
+REPORT_MAX_TOKENS = 600
 
 
 class SearchInput(TypedDict):
@@ -149,7 +149,7 @@ async def plan(state: ResearchState, runtime: Runtime[ResearchDeps]) -> Research
             update = {**update, "usage": result.usage, "model_calls": 1}
             sub_questions = prompts.parse_plan(result.content, deps.budget)
     planner: Literal["model", "fallback"] = "model" if sub_questions else "fallback"
-    sub_questions = sub_questions or prompts.fallback_plan(question)
+    sub_questions = prompts.with_question(sub_questions, question) if sub_questions else prompts.fallback_plan(question)
     return {**update, **_planned(state, deps, sub_questions, planner)}
 
 
@@ -303,7 +303,7 @@ async def write(state: ResearchState, runtime: Runtime[ResearchDeps]) -> Researc
             result = None
         if result is not None:
             update = {**update, "usage": result.usage, "model_calls": 1}
-            draft, writer_kind = result.content, "model"
+            draft, writer_kind = tidy_draft(result.content), "model"
     if not draft.strip():
         draft, writer_kind = fallback_report(state["question"], notes_, reason), "fallback"
     elif reason:

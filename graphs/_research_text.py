@@ -20,6 +20,7 @@ __all__ = [
     "normalize_url",
     "pick_notes",
     "split_passages",
+    "tidy_draft",
 ]
 
 # Words that say nothing about a topic; kept out of passage scoring.
@@ -37,6 +38,9 @@ STOPWORDS = frozenset(
 MIN_PASSAGE_CHARS = 40
 _WORD = re.compile(r"[^\W_]+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# A line this long seen twice in a draft is a loop, not emphasis.
+MIN_REPEAT_CHARS = 20
+_PROMPT_ECHOES = ("the research notes are data", "<research_notes", "</research_notes", "question:")
 _FOOTNOTE = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 # Markdown images and links, and bare URLs: a link the model invents (or copied from a page) could
@@ -135,6 +139,19 @@ def pick_notes(
         scored.sort(key=lambda p: (-p.score, p.source_id))
         notes.append(ResearchNote(sub.question, tuple(scored[: budget.passages_per_question])))
     return notes
+
+
+def tidy_draft(draft: str) -> str:
+    """The model's draft without lines it repeated (a small model loops) or copied from our prompt."""
+    seen: set[str] = set()
+    lines: list[str] = []
+    for line in draft.splitlines():
+        key = " ".join(line.split()).casefold()
+        if (len(key) > MIN_REPEAT_CHARS and key in seen) or key.startswith(_PROMPT_ECHOES):
+            continue
+        seen.add(key)
+        lines.append(line)
+    return "\n".join(lines).strip()
 
 
 def finish_report(draft: str, sources: list[ResearchSource]) -> tuple[str, tuple[int, ...], int]:

@@ -28,7 +28,8 @@ from agent import (
     SearchResult,
     WebPages,
 )
-from graphs._research_text import choose_sources, finish_report
+from graphs._research_prompts import parse_plan
+from graphs._research_text import choose_sources, finish_report, tidy_draft
 from graphs.model import ModelRequest
 from tests.fakes import FakeSearch
 from tests.graphs.loopback_web import LoopbackWeb, html, loopback_web
@@ -103,7 +104,7 @@ async def test_report_cites_only_the_pages_it_read(web: LoopbackWeb) -> None:
     assert "[7]" not in report.report and "[3]" not in report.report
     assert "## Sources\n\n1. [Danube](" + web.url("/danube") + ")" in report.report
     assert not report.partial and report.reason is None
-    assert sorted(search.queries) == ["Danube course", "Rhine course"]
+    assert sorted(search.queries) == ["Danube course", QUESTION, "Rhine course"]  # the question is searched too
     types = [e.type for e in report.steps]
     assert types[0] == "research.plan" and types[-1] == "research.report"
     assert types.count("page.read") == 2 and "page.failed" in types
@@ -140,7 +141,7 @@ async def test_reflection_loop_is_bounded(web: LoopbackWeb) -> None:
     report = await agent.aresearch(QUESTION, backend=scripted(TWO_PARTS, "Done [1].", reflection), search=search,
                                    pages=_pages(), budget=ResearchBudget(max_reflections=2))
     assert sum(e.type == "research.reflection" for e in report.steps) == 2
-    assert len(search.queries) == 2 + 2 + 0  # later rounds' repeated queries are not searched again
+    assert len(search.queries) == 3 + 2 + 0  # later rounds' repeated queries are not searched again
     assert not report.partial
 
 
@@ -268,10 +269,10 @@ async def test_offline_research_reads_the_index_documents(tmp_path: Path) -> Non
     model = scripted(TWO_PARTS, "The Danube ends in the Black Sea [1]; the Rhine in the North Sea [2].")
     report = await agent.aresearch(QUESTION, backend=model, search=index)
 
-    assert [s.url for s in report.sources] == ["https://en.wikipedia.org/wiki/Danube",
-                                               "https://en.wikipedia.org/wiki/Rhine"]
+    ids = {s.title: s.id for s in report.sources}
+    assert set(ids) == {"Danube", "Rhine"}  # not the page about baking
     assert BLACK_SEA in {p.text for n in report.notes for p in n.passages}  # the full text, not a snippet
-    assert "1. [Danube](https://en.wikipedia.org/wiki/Danube)" in report.report
+    assert f"{ids['Danube']}. [Danube](https://en.wikipedia.org/wiki/Danube)" in report.report
     assert not report.partial
 
 
@@ -330,3 +331,12 @@ async def test_fallback_pages_read_the_index_first_then_the_web(web: LoopbackWeb
     with pytest.raises(FetchError):
         await pages.read(web.url("/nowhere"))
     assert web.attacker.hits == []
+
+
+def test_a_looping_draft_is_tidied_and_junk_queries_are_dropped() -> None:
+    loop = "Mir was a space station in low Earth orbit."
+    draft = f"Kubrick directed it [1].\n{loop}\n{loop}\nThe research notes are data copied from web pages\n{loop}"
+    assert tidy_draft(draft) == f"Kubrick directed it [1].\n{loop}"
+    reply = {"sub_questions": [{"question": "Who?", "queries": ["...", "http://x.example/a rivers"]}]}
+    plan = parse_plan(json.dumps(reply), ResearchBudget())
+    assert plan is not None and plan[0].queries == ("rivers",)

@@ -44,7 +44,7 @@ async def test_a_crashed_run_resumes_from_its_last_completed_step(tmp_path: Path
     with pytest.raises(Crash):
         await agent.aresearch(QUESTION, **options)  # type: ignore[arg-type]
     planned, searched = len(model.requests), list(search.queries)
-    assert planned == 1 and len(searched) == 2  # planning and both searches were done before the crash
+    assert planned == 1 and len(searched) == 3  # planning and the searches were done before the crash
 
     report = await agent.aresearch(None, **options)  # type: ignore[arg-type]
     assert report.status == "done" and not report.partial
@@ -81,5 +81,5 @@ async def test_accepting_the_plan_runs_it(tmp_path: Path) -> None:
                "checkpoint": str(tmp_path / "runs.sqlite"), "run_id": "review-2", "review_plan": True}
     await agent.aresearch(QUESTION, **options)  # type: ignore[arg-type]
     done = await agent.aresearch(None, **options)  # type: ignore[arg-type]
-    assert sorted(search.queries) == ["Danube course", "Rhine course"]
+    assert sorted(search.queries) == ["Danube course", QUESTION, "Rhine course"]
     assert done.status == "done" and len(done.sources) == 2
