@@ -67,19 +67,22 @@ def choose_sources(
     """Up to ``room`` sources to read, and how many unread candidates were left out.
 
     Candidates are taken round-robin across sub-questions (so each gets its best hits first), never
-    a URL twice (also across rounds: ``tried``), and at most ``max_per_domain`` from one domain.
+    a URL twice (also across rounds: ``tried``), and first at most ``max_per_domain`` from one domain;
+    room left after that goes to the remaining candidates in the same order (a local index, whose
+    articles share one domain, still fills its budget).
     """
     seen = {normalize_url(u) for u in tried}
     per_domain: Counter[str] = Counter(_domain(u) for u in tried)
-    unread = [c for c in candidates if normalize_url(c.url) not in seen]
+    unread = _round_robin([c for c in candidates if normalize_url(c.url) not in seen])
     chosen: list[ResearchSource] = []
-    for source in _round_robin(unread):
-        key, domain = normalize_url(source.url), _domain(source.url)
-        if key in seen or per_domain[domain] >= budget.max_per_domain or len(chosen) >= room:
-            continue
-        seen.add(key)
-        per_domain[domain] += 1
-        chosen.append(source)
+    for capped in (True, False):
+        for source in unread:
+            key, domain = normalize_url(source.url), _domain(source.url)
+            if key in seen or (capped and per_domain[domain] >= budget.max_per_domain) or len(chosen) >= room:
+                continue
+            seen.add(key)
+            per_domain[domain] += 1
+            chosen.append(source)
     left = len({normalize_url(c.url) for c in unread} - {normalize_url(c.url) for c in chosen})
     return chosen, left
 

@@ -304,9 +304,11 @@ def _source(url: str, sub: int = 0) -> ResearchSource:
 def test_sources_are_deduplicated_spread_over_domains_and_sub_questions() -> None:
     candidates = [_source("https://a.org/1"), _source("https://a.org/1/"), _source("https://A.org/1#x"),
                   _source("https://a.org/2"), _source("https://www.a.org/3"), _source("https://b.org/1", sub=1)]
-    chosen, left = choose_sources(candidates, [], ResearchBudget(max_per_domain=2), room=10)
+    chosen, left = choose_sources(candidates, [], ResearchBudget(max_per_domain=2), room=3)
     assert [s.url for s in chosen] == ["https://a.org/1", "https://b.org/1", "https://a.org/2"]
     assert left == 1  # a.org/3: the domain had its two
+    chosen, left = choose_sources(candidates, [], ResearchBudget(max_per_domain=2), room=10)
+    assert [s.url for s in chosen][-1] == "https://www.a.org/3" and left == 0  # spare room: the rest, in order
     chosen, _ = choose_sources(candidates, ["https://a.org/1"], ResearchBudget(), room=1)
     assert [s.url for s in chosen] == ["https://a.org/2"]  # never read twice, and the room is respected
 
