@@ -28,7 +28,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
-from graphs._research_events import ResearchEvent
+from graphs._research_events import PlanReviewRequested, ResearchEvent
 from graphs._research_nodes import (
     choose,
     notes,
@@ -124,6 +124,11 @@ async def run_research(
                                   limit=deps.budget.max_steps) from exc
         finally:
             await stream.aclose()
+    snapshot = await graph.aget_state(config)
+    if snapshot.interrupts:
+        plan = snapshot.values.get("plan", [])
+        steps.append(PlanReviewRequested(run_id=run_id, sub_questions=tuple(s.question for s in plan)))
+        yield steps[-1]
     yield await _report(graph, config, run_id, steps)
 
 

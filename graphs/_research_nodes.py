@@ -13,7 +13,6 @@ import json
 import time
 from typing import Any, Literal, TypedDict
 
-from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
@@ -24,7 +23,6 @@ from graphs._research_events import (
     BudgetExhausted,
     PageFailed,
     PageRead,
-    PlanReviewRequested,
     PlanWritten,
     ReflectionDone,
     ReportWritten,
@@ -164,12 +162,9 @@ def _planned(state: ResearchState, deps: ResearchDeps, sub_questions: list[SubQu
     return update
 
 
-async def review(state: ResearchState, config: RunnableConfig, runtime: Runtime[ResearchDeps]) -> ResearchState:
-    """Pause for a human (LangGraph interrupt). Resume with None/True to accept, or a list of
-    sub-questions (strings, or ``{"question", "queries"}`` dicts) to replace the plan."""
-    subs = tuple(s.question for s in state.get("plan", []))
-    run_id = str(config.get("configurable", {}).get("thread_id", ""))
-    get_stream_writer()(PlanReviewRequested(run_id=run_id, sub_questions=subs))
+async def review(state: ResearchState, runtime: Runtime[ResearchDeps]) -> ResearchState:
+    """Pause for a human (LangGraph interrupt; the runner announces it). Resume with True to accept,
+    or a list of sub-questions (strings, or ``{"question", "queries"}`` dicts) to replace the plan."""
     answer = interrupt({"sub_questions": [{"question": s.question, "queries": list(s.queries)}
                                           for s in state.get("plan", [])]})
     edited = _edited_plan(answer, runtime.context)

@@ -73,6 +73,7 @@ async def test_plan_review_pauses_and_resumes_with_the_edited_plan(tmp_path: Pat
     assert search.queries == ["Where does the Rhine rise?"]
     assert done.plan[0].question == "Where does the Rhine rise?"
     assert any(e.type == "research.plan" and e.planner == "human" for e in done.steps)
+    assert not any(e.type == "research.review" for e in done.steps)  # announced once, when it paused
 
 
 async def test_accepting_the_plan_runs_it(tmp_path: Path) -> None:
