@@ -185,6 +185,9 @@ def _check_options(question: str | None, options: ResearchOptions) -> None:
         raise BadRequestError(f"must be a string, got {type(question).__name__}", param="question")
     if not (question and question.strip()) and not options.get("run_id"):
         raise BadRequestError("give a question to research (or the run_id of a run to resume)", param="question")
+    if options.get("review_plan") and options.get("checkpoint") is None:
+        raise BadRequestError("review_plan=True pauses the run: give a checkpoint= to resume it from",
+                              param="checkpoint")
     budget = options.get("budget")
     if budget is not None and not isinstance(budget, ResearchBudget):
         raise BadRequestError(f"must be a ResearchBudget, got {type(budget).__name__}", param="budget")

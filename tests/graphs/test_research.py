@@ -191,6 +191,7 @@ def test_sync_research(web: LoopbackWeb) -> None:
     ("", {}, "question"),
     (42, {}, "question"),
     ("q", {"budget": {"max_searches": 1}}, "budget"),
+    ("q", {"review_plan": True}, "checkpoint"),
 ])
 async def test_bad_input_names_the_parameter(question: object, options: dict[str, object], param: str) -> None:
     with pytest.raises(BadRequestError) as info:
