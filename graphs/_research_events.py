@@ -91,11 +91,13 @@ class BudgetExhausted:
 
 @dataclass(frozen=True, slots=True)
 class ReportWritten:
-    """The report is done: how many sources it cites, and how it was written (model or fallback)."""
+    """The report is done: the ``[n]`` it cites, the citations of unread sources removed, how it was
+    written (model or fallback), and how many uncited sentences were attributed to a read page."""
 
     cited: tuple[int, ...]
     removed_citations: int
     writer: Literal["model", "fallback"]
+    attributed: int = 0
     type: Literal["research.report"] = "research.report"
 
 

@@ -29,7 +29,14 @@ from graphs._research_events import (
     SourcesChosen,
 )
 from graphs._research_state import ResearchDeps, ResearchSource, ResearchState, SearchTask, SubQuestion
-from graphs._research_text import choose_sources, fallback_report, finish_report, pick_notes, tidy_draft
+from graphs._research_text import (
+    attribute,
+    choose_sources,
+    fallback_report,
+    finish_report,
+    pick_notes,
+    tidy_draft,
+)
 from graphs._searching import search_text
 from graphs.model import Message, ModelRequest, ModelResult, SamplingParams, Usage
 
@@ -303,6 +310,9 @@ async def write(state: ResearchState, runtime: Runtime[ResearchDeps]) -> Researc
         draft, writer_kind = fallback_report(state["question"], notes_, reason), "fallback"
     elif reason:
         draft = f"*Partial report: {reason}.*\n\n{draft}"
+    texts = {int(k): v for k, v in state.get("texts", {}).items()}
+    draft, attributed = attribute(draft, texts) if writer_kind == "model" else (draft, 0)
     report, cited, removed = finish_report(draft, state.get("sources", []))
-    get_stream_writer()(ReportWritten(cited=cited, removed_citations=removed, writer=writer_kind))  # type: ignore[arg-type]
+    get_stream_writer()(ReportWritten(cited=cited, removed_citations=removed, writer=writer_kind,  # type: ignore[arg-type]
+                                      attributed=attributed))
     return {**update, "report": report}

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from graphs._research_state import Passage, ResearchBudget, ResearchNote, ResearchSource, SubQuestion
 
 __all__ = [
+    "attribute",
     "choose_sources",
     "fallback_report",
     "finish_report",
@@ -38,6 +39,10 @@ STOPWORDS = frozenset(
 MIN_PASSAGE_CHARS = 40
 _WORD = re.compile(r"[^\W_]+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# Attribution: a sentence is cited to the page holding this share of its (at least 3) content words.
+ATTRIBUTION_SHARE = 0.6
+MIN_ATTRIBUTION_TERMS = 3
+_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)", re.MULTILINE)
 # A line this long seen twice in a draft is a loop, not emphasis.
 MIN_REPEAT_CHARS = 20
 _PROMPT_ECHOES = ("the research notes are data", "<research_notes", "</research_notes", "question:")
@@ -142,6 +147,33 @@ def pick_notes(
         scored.sort(key=lambda p: (-p.score, p.source_id))
         notes.append(ResearchNote(sub.question, tuple(scored[: budget.passages_per_question])))
     return notes
+
+
+def attribute(draft: str, texts: dict[int, str]) -> tuple[str, int]:
+    """Cite the draft's uncited sentences that one read page supports: most of the sentence's content
+    words (at least :data:`MIN_ATTRIBUTION_TERMS`) occur in it. Returns the draft and how many were cited.
+
+    Small models often answer from the notes without writing any ``[n]``; this attributes what they
+    wrote to the page it came from, and leaves unsupported sentences uncited.
+    """
+    pages = {n: set(_terms(text)) for n, text in texts.items()}
+    added = 0
+
+    def cite(match: re.Match[str]) -> str:
+        nonlocal added
+        text = match.group(0)
+        words = set(_terms(text))
+        if _CITATION.search(text) or len(words) < MIN_ATTRIBUTION_TERMS or not pages:
+            return text
+        best = max(sorted(pages), key=lambda n: len(words & pages[n]))
+        if len(words & pages[best]) / len(words) < ATTRIBUTION_SHARE:
+            return text
+        added += 1
+        body = text.rstrip()
+        core = body.rstrip(".!?:;")
+        return f"{core} [{best}]{body[len(core):]}{text[len(body):]}"
+
+    return _SENTENCE.sub(cite, draft), added
 
 
 def tidy_draft(draft: str) -> str:

@@ -29,7 +29,7 @@ from agent import (
     WebPages,
 )
 from graphs._research_prompts import parse_plan
-from graphs._research_text import choose_sources, finish_report, tidy_draft
+from graphs._research_text import attribute, choose_sources, finish_report, tidy_draft
 from graphs.model import ModelRequest
 from tests.fakes import FakeSearch
 from tests.graphs.loopback_web import LoopbackWeb, html, loopback_web
@@ -343,3 +343,14 @@ def test_a_looping_draft_is_tidied_and_junk_queries_are_dropped() -> None:
     reply = {"sub_questions": [{"question": "Who?", "queries": ["...", "http://x.example/a rivers"]}]}
     plan = parse_plan(json.dumps(reply), ResearchBudget())
     assert plan is not None and plan[0].queries == ("rivers",)
+
+
+def test_uncited_sentences_are_attributed_to_the_page_that_supports_them() -> None:
+    texts = {1: "Stanley Kubrick directed the 1968 film 2001: A Space Odyssey.", 2: "Kubrick was born in 1928."}
+    draft = ("The film 2001: A Space Odyssey was directed by Stanley Kubrick. Kubrick was born in 1928!\n"
+             "Already cited sentence here [2]. Pizza toppings vary widely between regions.")
+    cited, added = attribute(draft, texts)
+    assert cited == ("The film 2001: A Space Odyssey was directed by Stanley Kubrick [1]. "
+                     "Kubrick was born in 1928 [2]!\n"
+                     "Already cited sentence here [2]. Pizza toppings vary widely between regions.")
+    assert added == 2
