@@ -293,26 +293,30 @@ async def write(state: ResearchState, runtime: Runtime[ResearchDeps]) -> Researc
     if out is not None:
         get_stream_writer()(BudgetExhausted(reason=out))
     update: ResearchState = {"steps": 1, "stopped": reason}
-    draft, writer_kind = "", "fallback"
-    notes_ = state.get("notes", [])
-    if out is None and notes_:
-        left = deps.budget.max_tokens - state.get("usage", Usage()).total_tokens
-        sampling = SamplingParams(temperature=0.2, max_tokens=max(1, min(REPORT_MAX_TOKENS, left)))
-        try:
-            result = await _call(deps, prompts.report_messages(state["question"], notes_, state.get("sources", [])),
-                                 sampling, None)
-        except Exception:  # a failed model still leaves the notes: the fallback report cites them
-            result = None
-        if result is not None:
-            update = {**update, "usage": result.usage, "model_calls": 1}
-            draft, writer_kind = tidy_draft(result.content), "model"
-    if not draft.strip():
-        draft, writer_kind = fallback_report(state["question"], notes_, reason), "fallback"
+    draft, attributed = "", 0
+    if out is None and state.get("notes"):
+        draft, usage = await _model_draft(state, deps)
+        update = {**update, "usage": usage, "model_calls": 1} if usage is not None else update
+        texts = {int(k): v for k, v in state.get("texts", {}).items()}
+        draft, attributed = attribute(draft, texts)
+    writer_kind: Literal["model", "fallback"] = "model" if draft.strip() else "fallback"
+    if writer_kind == "fallback":
+        draft = fallback_report(state["question"], state.get("notes", []), reason)
     elif reason:
         draft = f"*Partial report: {reason}.*\n\n{draft}"
-    texts = {int(k): v for k, v in state.get("texts", {}).items()}
-    draft, attributed = attribute(draft, texts) if writer_kind == "model" else (draft, 0)
     report, cited, removed = finish_report(draft, state.get("sources", []))
-    get_stream_writer()(ReportWritten(cited=cited, removed_citations=removed, writer=writer_kind,  # type: ignore[arg-type]
+    get_stream_writer()(ReportWritten(cited=cited, removed_citations=removed, writer=writer_kind,
                                       attributed=attributed))
     return {**update, "report": report}
+
+
+async def _model_draft(state: ResearchState, deps: ResearchDeps) -> tuple[str, Usage | None]:
+    """The model's tidied draft and its usage; ``("", None)`` when the call fails."""
+    left = deps.budget.max_tokens - state.get("usage", Usage()).total_tokens
+    sampling = SamplingParams(temperature=0.2, max_tokens=max(1, min(REPORT_MAX_TOKENS, left)))
+    messages = prompts.report_messages(state["question"], state.get("notes", []), state.get("sources", []))
+    try:
+        result = await _call(deps, messages, sampling, None)
+    except Exception:  # a failed model still leaves the notes: the fallback report cites them
+        return "", None
+    return tidy_draft(result.content), result.usage
