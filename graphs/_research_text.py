@@ -42,7 +42,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 # Attribution: a sentence is cited to the page holding this share of its (at least 3) content words.
 ATTRIBUTION_SHARE = 0.6
 MIN_ATTRIBUTION_TERMS = 3
-_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)", re.MULTILINE)
+# A sentence runs to . ! ? or the line's end; an initial ("Arthur C. Clarke") or a decimal point does not end it.
+_SENTENCE = re.compile(r"(?:[^.!?\n]|(?<=\b[A-Z])\.|\.(?=\d))+(?:[.!?]+|$)", re.MULTILINE)
 # A line this long seen twice in a draft is a loop, not emphasis.
 MIN_REPEAT_CHARS = 20
 _PROMPT_ECHOES = ("the research notes are data", "<research_notes", "</research_notes", "question:")

@@ -354,3 +354,5 @@ def test_uncited_sentences_are_attributed_to_the_page_that_supports_them() -> No
                      "Kubrick was born in 1928 [2]!\n"
                      "Already cited sentence here [2]. Pizza toppings vary widely between regions.")
     assert added == 2
+    assert attribute("It was written by Arthur C. Clarke and Stanley Kubrick.", {1: "Arthur C. Clarke and Stanley "
+                     "Kubrick wrote it."})[0] == "It was written by Arthur C. Clarke and Stanley Kubrick [1]."
