@@ -57,3 +57,16 @@ def test_research_writes_the_report_and_resumes_by_id(endpoint: str, tmp_path: P
 def test_research_without_a_question_is_a_clear_error(endpoint: str, tmp_path: Path) -> None:
     done = run(endpoint=endpoint, cache=tmp_path)
     assert done.returncode == 2 and "give a question, or --resume ID" in done.stderr
+
+
+def test_review_reads_the_plan_from_stdin(endpoint: str, tmp_path: Path) -> None:
+    index = tmp_path / "rivers.sqlite3"
+    asyncio.run(LocalIndex.build(index, DOCUMENTS))
+    env = {**os.environ, "STUDIOLM_CACHE_DIR": str(tmp_path), "STUDIOLM_BASE_URL": endpoint, "STUDIOLM_API_KEY": "x"}
+    done = subprocess.run([STUDIOLM, "research", QUESTION, "--index", str(index), "--review"], env=env,
+                          input="Where does the Rhine rise?\n\n", capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Plan:\n  1. Where does the Danube flow?" in done.stderr
+    assert "· plan (human): Where does the Rhine rise?" in done.stderr
+    assert "## Sources" in done.stdout
