@@ -45,13 +45,14 @@ demo: install
 	$(VENV)/bin/studiolm index
 	$(VENV)/bin/studiolm ask "$(DEMO_QUESTION)" --web-search force --temperature 0 $(if $(MODEL),--model $(MODEL))
 
-# The quickstart (examples/quickstart.py), offline on the embedded default.
+# The quickstart and the research example, offline on the embedded default.
 examples: install
-	cd examples && ../$(PY) quickstart.py
+	cd examples && ../$(PY) quickstart.py && ../$(PY) research.py
 
-# examples/quickstart.ipynb is written from its script twin; edit the script, then run this.
+# examples/*.ipynb are written from their script twins; edit the scripts, then run this.
 notebook: install
 	$(PY) examples/build_notebook.py
+	$(PY) examples/build_notebook.py research
 
 lint: install
 	$(VENV)/bin/ruff check .

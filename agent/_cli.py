@@ -6,6 +6,8 @@
   response as JSON instead of the readable view.
 * ``studiolm index [PATH]`` builds the local full-text index: over the folder PATH, or over the
   offline Wikipedia corpus when no PATH is given. ``studiolm ask --index DB`` searches that index.
+* ``studiolm research "question" [-o report.md] [--resume ID]`` writes a cited research report,
+  with live progress on stderr (see :mod:`agent._cli_research`).
 * ``studiolm models`` lists the models.
 * ``studiolm extract --schema S INPUT… -o out.jsonl`` extracts one record per document (see
   :mod:`agent._cli_extract`).
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent._cli_extract import add_extract_parser
+from agent._cli_research import add_research_parser
 from agent._client import Client
 from agent._exceptions import StudiolmError
 from agent.models import DEFAULT_LOCAL_MODEL
@@ -81,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="search backend (default: $STUDIOLM_SEARCH or auto)")
     serve.set_defaults(run=_serve)
     add_extract_parser(sub)
+    add_research_parser(sub)
     return parser
 
 

@@ -21,6 +21,7 @@ from agent._config import resolve_model_backend, resolve_search
 from agent._contract import CompletionCreateParamsBase
 from agent._exceptions import BadRequestError, UsageError
 from agent._params import build_request, check_stream
+from agent._research import RESEARCH_MODEL, research_chat_events
 from agent._response_store import ResponseStore
 from agent._responses_api import AsyncResponses, Responses
 from agent._tool_params import parse_tools
@@ -146,8 +147,9 @@ class AsyncClient:
 
     async def _ready(self, request: ChatRequest) -> tuple[ChatRequest, ChatDeps]:
         """A validated request with its tools bound, and what the graph needs to run it."""
-        await self.backend.check_model(request.model)
-        _check_honoured(request, self.backend.capabilities(request.model))
+        if request.model != RESEARCH_MODEL:  # the research graph picks the backend's own model
+            await self.backend.check_model(request.model)
+            _check_honoured(request, self.backend.capabilities(request.model))
         request = await self._bind_tools(request)
         local = await self._local_search() if "local_search" in request.tools.builtins else None
         search = self.search
@@ -169,6 +171,8 @@ class AsyncClient:
         return self.local_index
 
     def _events(self, request: ChatRequest, deps: ChatDeps) -> AsyncGenerator[Any]:
+        if request.model == RESEARCH_MODEL:
+            return research_chat_events(request, self.backend, self.search)
         return run_chat(request, deps, self.backend.capabilities(request.model))
 
 

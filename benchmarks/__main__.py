@@ -12,7 +12,8 @@ import sys
 import time
 
 #: name -> whether it runs by default (the model benchmarks take tens of minutes on 2 cores).
-BENCHMARKS = {"validation": True, "server": True, "extraction": True, "grounded_qa": False, "jsonschemabench": False}
+BENCHMARKS = {"validation": True, "server": True, "extraction": True, "grounded_qa": False, "jsonschemabench": False,
+              "research": False}
 
 
 def main(argv: list[str]) -> int:

@@ -1,4 +1,4 @@
-"""LangGraph state machines: the chat-completions graph and the per-document extraction pipeline (and, later, research).
+"""LangGraph state machines: the chat-completions graph, the research graph and the per-document extraction pipeline.
 
 ``graphs`` owns the interfaces it calls: the model protocol (:mod:`graphs.model`), the tool types,
 JSON mode as the graph sees it (:class:`JsonFormat`), and its errors (:mod:`graphs.errors`). It
@@ -36,6 +36,28 @@ from graphs._extract import (
     run_extraction,
 )
 from graphs._json_format import JsonFormat
+from graphs._research import build_research_graph, research_serializer, run_research
+from graphs._research_events import (
+    BudgetExhausted,
+    PageFailed,
+    PageRead,
+    PlanReviewRequested,
+    PlanWritten,
+    ReflectionDone,
+    ReportWritten,
+    ResearchEvent,
+    SourcesChosen,
+)
+from graphs._research_pages import FallbackPages, IndexPages, PageReader, WebPages
+from graphs._research_state import (
+    Passage,
+    ResearchBudget,
+    ResearchDeps,
+    ResearchNote,
+    ResearchReport,
+    ResearchSource,
+    SubQuestion,
+)
 from graphs._state import ChatDeps, ChatLimits, ChatOutcome, ChatRequest, SearchDecision, ToolDecision, WebSearchMode
 from graphs._toolbox import BUILTIN_TOOLS, PLANNED_BUILTINS, TOOL_CHOICES, ToolConfig, bind_tools
 from graphs.errors import GraphLimitError, ModelError, NotFoundError, OutputValidationError, ToolsetError
@@ -57,6 +79,7 @@ from graphs.model import (
 
 __all__ = [
     "BUILTIN_TOOLS",
+    "BudgetExhausted",
     "CHUNK_CHARS",
     "Capabilities",
     "ChatDeps",
@@ -68,9 +91,11 @@ __all__ = [
     "ExtractFailure",
     "ExtractOutcome",
     "ExtractRequest",
+    "FallbackPages",
     "GenerationStarted",
     "GraphLimitError",
     "ImagesFound",
+    "IndexPages",
     "JsonFormat",
     "MediaPart",
     "Message",
@@ -82,7 +107,21 @@ __all__ = [
     "NotFoundError",
     "OutputValidationError",
     "PLANNED_BUILTINS",
+    "PageFailed",
+    "PageRead",
+    "PageReader",
+    "Passage",
+    "PlanReviewRequested",
+    "PlanWritten",
     "QueryPlanned",
+    "ReflectionDone",
+    "ReportWritten",
+    "ResearchBudget",
+    "ResearchDeps",
+    "ResearchEvent",
+    "ResearchNote",
+    "ResearchReport",
+    "ResearchSource",
     "Role",
     "SamplingParams",
     "SearchCompleted",
@@ -91,7 +130,9 @@ __all__ = [
     "SearchFailed",
     "SearchFallbackTaken",
     "SearchStarted",
+    "SourcesChosen",
     "StepEvent",
+    "SubQuestion",
     "TOOL_CHOICES",
     "TextDelta",
     "Token",
@@ -106,12 +147,16 @@ __all__ = [
     "Usage",
     "ValidationFailed",
     "ValidationPassed",
+    "WebPages",
     "WebSearchMode",
     "bind_tools",
     "build_chat_graph",
+    "build_research_graph",
     "chunk_text",
     "event_payload",
     "merge_records",
+    "research_serializer",
     "run_chat",
     "run_extraction",
+    "run_research",
 ]

