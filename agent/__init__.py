@@ -60,6 +60,7 @@ from agent._exceptions import (
     UnsupportedSearchError,
     UpstreamBadRequestError,
     UpstreamNotFoundError,
+    UpstreamTooLargeError,
     UsageError,
 )
 from agent._response_store import MemoryResponseStore, ResponseStore, SqliteResponseStore, StoredResponse
@@ -203,6 +204,7 @@ __all__ = [
     "UnsupportedSearchError",
     "UpstreamBadRequestError",
     "UpstreamNotFoundError",
+    "UpstreamTooLargeError",
     "Usage",
     "UsageError",
     "WireObject",
