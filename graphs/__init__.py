@@ -7,6 +7,7 @@ imports ``tools`` and never ``agent``, whose model backends implement the protoc
 
 from graphs._chat import build_chat_graph, run_chat
 from graphs._events import (
+    BudgetExhausted,
     ChatEvent,
     GenerationStarted,
     ImagesFound,
@@ -47,6 +48,7 @@ from graphs.model import (
 
 __all__ = [
     "BUILTIN_TOOLS",
+    "BudgetExhausted",
     "Capabilities",
     "ChatDeps",
     "ChatEvent",
