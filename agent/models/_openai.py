@@ -24,6 +24,7 @@ import json
 import math
 import random
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -110,8 +111,17 @@ class OpenAICompatibleBackend(ModelBackend):
         if max_retries < 0:
             raise BadRequestError(f"must be >= 0, got {max_retries}", param="max_retries")
         self._api_key = api_key or None
-        self._base_url = base_url.rstrip("/")
-        self._shown_url = redact_url(self._base_url)  # the only form of the URL any message contains
+        self._given_url = base_url  # kept only to find its secrets in text we pass on
+        self._shown_url = redact_url(base_url.rstrip("/"))  # the only form of the URL any message contains
+        # Userinfo goes out as Basic auth (as httpx would send it), never in the request URL: httpx
+        # logs every request's URL at INFO. A query string follows the path, not the base.
+        parts = urllib.parse.urlsplit(base_url)
+        has_userinfo = parts.username is not None or parts.password is not None
+        user, password = (urllib.parse.unquote(p or "") for p in (parts.username, parts.password))
+        self._auth = httpx.BasicAuth(user, password) if has_userinfo else httpx.USE_CLIENT_DEFAULT
+        host = parts.netloc.rpartition("@")[2]
+        self._base_url = urllib.parse.urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+        self._query = f"?{parts.query}" if parts.query else ""
         self._limits = limits or ResponseLimits()
         self._timeout = timeout
         self._max_retries = max_retries
@@ -148,6 +158,7 @@ class OpenAICompatibleBackend(ModelBackend):
                 async with self._client.stream(
                     "POST",
                     self._url("/chat/completions"),
+                    auth=self._auth,
                     json=body,
                     headers=self._headers(),
                     timeout=self._timeout,
@@ -181,7 +192,7 @@ class OpenAICompatibleBackend(ModelBackend):
     # --- HTTP plumbing -----------------------------------------------------------------------------
 
     def _url(self, path: str) -> str:
-        return self._base_url + path
+        return self._base_url + path + self._query
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
@@ -189,7 +200,7 @@ class OpenAICompatibleBackend(ModelBackend):
     def _redact(self, text: str) -> str:
         # Upstreams echo a rejected key back ("Incorrect API key provided: sk-..."), httpx errors may
         # name the URL: never pass the key or the URL's userinfo/query secrets on.
-        return redact_secrets(text, self._base_url, [self._api_key])
+        return redact_secrets(text, self._given_url, [self._api_key])
 
     async def _get_json(self, path: str) -> Any:
         attempt = 0
@@ -198,7 +209,7 @@ class OpenAICompatibleBackend(ModelBackend):
             error_headers: httpx.Headers | None = None
             try:
                 async with self._client.stream(
-                    "GET", self._url(path), headers=self._headers(), timeout=self._timeout
+                    "GET", self._url(path), headers=self._headers(), timeout=self._timeout, auth=self._auth
                 ) as response:
                     if not response.is_success:
                         error_headers = response.headers

@@ -77,6 +77,21 @@ async def test_an_upstream_echoing_the_url_and_its_query_secret_is_redacted() ->
     assert not any(secret in everything_said(caught.value) for secret in SECRETS)
 
 
+async def test_userinfo_goes_out_as_basic_auth_and_no_log_line_has_it(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"choices": [{"index": 0, "message": {"content": "hi"}}]})
+
+    model = backend(handler, base_url="http://admin:p%40w@upstream.test/v1?tenant=t1")
+    assert (await model.complete(REQUEST)).content == "hi"
+    assert str(seen[0].url) == "http://upstream.test/v1/chat/completions?tenant=t1"
+    assert seen[0].headers["authorization"] == httpx.BasicAuth("admin", "p@w")._auth_header
+    assert "admin" not in caplog.text and "p%40w" not in caplog.text
+
+
 def test_a_bad_base_url_is_refused_without_quoting_its_password() -> None:
     with pytest.raises(Exception) as caught:
         OpenAICompatibleBackend(None, "ftp://admin:pw@host/v1")
