@@ -61,6 +61,7 @@ from agent._exceptions import (
     UnsupportedSearchError,
     UpstreamBadRequestError,
     UpstreamNotFoundError,
+    UpstreamTooLargeError,
     UsageError,
 )
 from agent._extract import (
@@ -243,6 +244,7 @@ __all__ = [
     "UnsupportedSearchError",
     "UpstreamBadRequestError",
     "UpstreamNotFoundError",
+    "UpstreamTooLargeError",
     "Usage",
     "UsageError",
     "WebPages",

@@ -26,7 +26,8 @@ stand apart from run-time failures (upstream model, search, validation, limits):
         │   ├── AuthenticationError        401/403: the upstream refused the API key
         │   ├── UpstreamNotFoundError      404: the upstream does not know the model/route
         │   ├── RateLimitError             429 after all retries (.retry_after)
-        │   └── InternalServerError        5xx after all retries
+        │   ├── InternalServerError        5xx after all retries
+    │   └── UpstreamTooLargeError      the upstream's answer exceeded a size cap (.limit_name, .limit)
         ├── ModelError                     a model backend failed to load or generate                  graphs
         │   └── ModelIntegrityError        a model file is not the pinned sha256 (.path, .expected, .actual)
         ├── OutputValidationError          JSON-mode output never validated (.attempts)                graphs
@@ -109,6 +110,7 @@ __all__ = [
     "UnsupportedSearchError",
     "UpstreamBadRequestError",
     "UpstreamNotFoundError",
+    "UpstreamTooLargeError",
     "UsageError",
 ]
 
@@ -221,3 +223,25 @@ class ModelIntegrityError(ModelError):
         self.path = path
         self.expected = expected
         self.actual = actual
+
+
+class UpstreamTooLargeError(APIStatusError):
+    """The upstream's answer exceeded one of our size caps (``limit_name``, ``limit`` in bytes): a
+    whole JSON body, one SSE line or event, or a whole stream. Never retried: it would be as large again.
+    """
+
+    code = "upstream_too_large"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit_name: str,
+        limit: int,
+        status_code: int = 200,
+        body: Any = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message, status_code=status_code, body=body, attempts=attempts)
+        self.limit_name = limit_name
+        self.limit = limit

@@ -253,8 +253,12 @@ def _tool_call_deltas(outcome: ChatOutcome) -> list[dict[str, Any]]:
 
 
 def _tool_fields(outcome: ChatOutcome) -> dict[str, Any]:
-    # The tool calls the graph ran itself (the caller's own calls are in message.tool_calls).
-    return {"tool_runs": [r.as_dict() for r in outcome.tool_runs]} if outcome.tool_runs else {}
+    # The tool calls the graph ran itself (the caller's own calls are in message.tool_calls), and the
+    # loop budget that cut the run short, named as the Responses API names its cut: incomplete_details.
+    fields: dict[str, Any] = {"tool_runs": [r.as_dict() for r in outcome.tool_runs]} if outcome.tool_runs else {}
+    if outcome.incomplete is not None:
+        fields["incomplete_details"] = {"reason": outcome.incomplete.budget, "limit": outcome.incomplete.limit}
+    return fields
 
 
 def _search_fields(outcome: ChatOutcome) -> dict[str, Any]:

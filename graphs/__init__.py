@@ -7,6 +7,7 @@ imports ``tools`` and never ``agent``, whose model backends implement the protoc
 
 from graphs._chat import build_chat_graph, run_chat
 from graphs._events import (
+    BudgetExhausted,
     ChatEvent,
     GenerationStarted,
     ImagesFound,
@@ -38,13 +39,13 @@ from graphs._extract import (
 from graphs._json_format import JsonFormat
 from graphs._research import build_research_graph, research_serializer, run_research
 from graphs._research_events import (
-    BudgetExhausted,
     PageFailed,
     PageRead,
     PlanReviewRequested,
     PlanWritten,
     ReflectionDone,
     ReportWritten,
+    ResearchBudgetExhausted,
     ResearchEvent,
     SourcesChosen,
 )
@@ -117,6 +118,7 @@ __all__ = [
     "ReflectionDone",
     "ReportWritten",
     "ResearchBudget",
+    "ResearchBudgetExhausted",
     "ResearchDeps",
     "ResearchEvent",
     "ResearchNote",

@@ -122,6 +122,12 @@ def _outcome(request: ChatRequest, state: ChatState) -> ChatOutcome:
         finish_reason = "tool_calls"
     elif finish_reason == "tool_calls":
         finish_reason = "stop"  # calls the graph ran, or made after the tools were withdrawn: none is pending
+    budget = state.get("budget_exhausted")
+    incomplete = budget if budget is not None and not pending and not state.get("answer") else None
+    if incomplete is not None:
+        # Cut short by a loop budget with no answer: never an empty "stop". "length" is the OpenAI
+        # value clients know for "cut short" (their types accept no other); `incomplete` names the budget.
+        finish_reason = "length"
     return ChatOutcome(
         content=state.get("answer", ""),
         finish_reason=finish_reason,
@@ -139,4 +145,5 @@ def _outcome(request: ChatRequest, state: ChatState) -> ChatOutcome:
         tool_calls=pending,
         tool_runs=tuple(state.get("tool_runs", [])),
         logprobs=result.logprobs if result is not None else (),
+        incomplete=incomplete,
     )

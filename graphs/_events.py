@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = [
+    "BudgetExhausted",
     "ChatEvent",
     "GenerationStarted",
     "ImagesFound",
@@ -168,6 +169,18 @@ class ValidationPassed:
     type: Literal["validation.passed"] = "validation.passed"
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetExhausted:
+    """A loop budget withdrew the tools: ``budget`` names it (``max_tool_rounds``,
+    ``tool_loop_seconds``, ``max_search_rounds``), ``limit`` is its value. The model answers with
+    what it has; if it still answers nothing, the run ends with ``finish_reason="length"`` and the
+    response's ``incomplete_details`` names the budget."""
+
+    budget: Literal["max_tool_rounds", "tool_loop_seconds", "max_search_rounds"]
+    limit: float
+    type: Literal["budget.exhausted"] = "budget.exhausted"
+
+
 StepEvent = (
     SearchDecided
     | QueryPlanned
@@ -182,6 +195,7 @@ StepEvent = (
     | ToolResult
     | ValidationFailed
     | ValidationPassed
+    | BudgetExhausted
 )
 ChatEvent = Token | StepEvent
 

@@ -34,7 +34,7 @@ from graphs import _prompts as prompts
 from graphs._events import GenerationStarted, QueryPlanned, SearchDecided, Token
 from graphs._searching import emit_completed, emit_images, number, search_images, search_text
 from graphs._state import ChatDeps, ChatState, SearchDecision
-from graphs._tools import offered_tools, route_to_model, uses_search_decision
+from graphs._tools import exhausted_budget, offered_tools, route_to_model, uses_search_decision
 from graphs._validate import json_mode_messages
 from graphs.model import Message, ModelRequest, ModelResult, SamplingParams, TextDelta, ToolCall
 from tools import PartialJson
@@ -173,6 +173,9 @@ async def generate(state: ChatState, runtime: Runtime[ChatDeps]) -> ChatState:
     tools, tool_choice = offered_tools(state, runtime.context)
     attempt = state.get("generations", 0) + 1
     writer = get_stream_writer()
+    budget = None if tools else exhausted_budget(state, runtime.context)
+    if budget is not None and state.get("budget_exhausted") is None:
+        writer(budget)  # before the turn: the model now answers with what it has
     writer(GenerationStarted(model=request.model, attempt=attempt))
     model_request = ModelRequest(
         model=request.model,
@@ -194,6 +197,8 @@ async def generate(state: ChatState, runtime: Runtime[ChatDeps]) -> ChatState:
         result = dataclasses.replace(result, tool_calls=result.tool_calls[:1])
     update: ChatState = {"result": result, "usage": result.usage, "model_calls": 1, "generations": 1,
                          "said": [separator + result.content if result.content else ""]}
+    if budget is not None and state.get("budget_exhausted") is None:
+        update["budget_exhausted"] = budget
     if tools and result.tool_calls:
         update["turns"] = [Message(role="assistant", content=result.content, tool_calls=result.tool_calls)]
     if request.web_search == "auto" and state.get("decision") is None:

@@ -12,7 +12,7 @@ from typing import Literal
 from graphs._events import SearchCompleted, SearchFailed, SearchFallbackTaken, SearchStarted
 
 __all__ = [
-    "BudgetExhausted",
+    "ResearchBudgetExhausted",
     "PageFailed",
     "PageRead",
     "PlanReviewRequested",
@@ -82,7 +82,7 @@ class ReflectionDone:
 
 
 @dataclass(frozen=True, slots=True)
-class BudgetExhausted:
+class ResearchBudgetExhausted:
     """A budget ran out: the run writes the best report it can and marks it partial."""
 
     reason: str
@@ -112,6 +112,6 @@ ResearchEvent = (
     | PageRead
     | PageFailed
     | ReflectionDone
-    | BudgetExhausted
+    | ResearchBudgetExhausted
     | ReportWritten
 )

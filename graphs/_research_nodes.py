@@ -20,12 +20,12 @@ from langgraph.types import Send, interrupt
 from graphs import _research_prompts as prompts
 from graphs._events import SearchCompleted
 from graphs._research_events import (
-    BudgetExhausted,
     PageFailed,
     PageRead,
     PlanWritten,
     ReflectionDone,
     ReportWritten,
+    ResearchBudgetExhausted,
     SourcesChosen,
 )
 from graphs._research_state import ResearchDeps, ResearchSource, ResearchState, SearchTask, SubQuestion
@@ -95,7 +95,7 @@ def _tasks(
         return wanted, None
     dropped = len(wanted) - room
     reason = f"the search budget ({deps.budget.max_searches} searches) ran out; {dropped} queries were not run"
-    get_stream_writer()(BudgetExhausted(reason=reason))
+    get_stream_writer()(ResearchBudgetExhausted(reason=reason))
     return wanted[:room], reason
 
 
@@ -211,7 +211,7 @@ async def choose(state: ResearchState, runtime: Runtime[ResearchDeps]) -> Resear
     if room == 0 and left:
         reason = f"the fetch budget ({budget.max_fetches} pages) ran out; {left} sources were not read"
         update["stopped"] = reason
-        get_stream_writer()(BudgetExhausted(reason=reason))
+        get_stream_writer()(ResearchBudgetExhausted(reason=reason))
     return update
 
 
@@ -291,7 +291,7 @@ async def write(state: ResearchState, runtime: Runtime[ResearchDeps]) -> Researc
     out = exhausted(state, deps)
     reason = state.get("stopped") or out
     if out is not None:
-        get_stream_writer()(BudgetExhausted(reason=out))
+        get_stream_writer()(ResearchBudgetExhausted(reason=out))
     update: ResearchState = {"steps": 1, "stopped": reason}
     draft, attributed = "", 0
     if out is None and state.get("notes"):

@@ -6,6 +6,7 @@ import operator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypedDict
 
+from graphs._events import BudgetExhausted
 from graphs._json_format import JsonFormat
 from graphs._toolbox import ToolConfig
 from graphs.model import Capabilities, Message, ModelBackend, ModelResult, SamplingParams, ToolCall, Usage
@@ -188,6 +189,7 @@ class ChatState(TypedDict, total=False):
     tool_runs: Annotated[list[ToolRun], operator.add]
     pending_calls: Annotated[tuple[ToolCall, ...], _keep_last]
     repeated_round: Annotated[bool, _keep_last]
+    budget_exhausted: Annotated[BudgetExhausted | None, _keep_last]
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,4 +215,6 @@ class ChatOutcome:
     tool_runs: tuple[ToolRun, ...] = ()
     #: The answer's per-token log probabilities, when the request asked for them.
     logprobs: tuple[dict[str, Any], ...] = ()
+    #: The loop budget that cut the run short (``finish_reason="length"``, no answer), else ``None``.
+    incomplete: BudgetExhausted | None = None
     type: Literal["outcome"] = "outcome"

@@ -11,7 +11,9 @@ without native tool calling, and the node that runs a turn's calls.
   ``web_search="auto"``), its toolsets' tools and the caller's function tools; nothing under
   ``tool_choice="none"``. The search built-ins leave once ``max_search_rounds`` searches ran; every
   tool leaves once ``max_tool_rounds`` turns ran tools or ``tool_loop_seconds`` passed since the run
-  began, so the model must then answer with what it has.
+  began, so the model must then answer with what it has. That turn (:func:`exhausted_budget`)
+  emits a ``budget.exhausted`` step naming the budget; if the model still answers nothing, the run
+  ends with ``finish_reason="length"`` and the budget in the outcome's ``incomplete``.
 * **A forced** ``tool_choice`` (``"required"`` or a tool's name) applies to the run's first model
   turn only; later turns are ``"auto"``, or a loop that forces a call on every turn could never end
   (the OpenAI Agents SDK resets it the same way). Forcing skips the decision step.
@@ -50,7 +52,7 @@ from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 
 from graphs import _prompts as prompts
-from graphs._events import SearchDecided, ToolCalled, ToolDecided, ToolResult
+from graphs._events import BudgetExhausted, SearchDecided, ToolCalled, ToolDecided, ToolResult
 from graphs._searching import (
     Searched,
     emit_completed,
@@ -69,6 +71,7 @@ from tools import ImageResult, SearchResult, ToolArgumentsError
 __all__ = [
     "available_tools",
     "decide_tool",
+    "exhausted_budget",
     "offered_tools",
     "route_after_tools",
     "route_to_model",
@@ -154,6 +157,21 @@ def _forced_choice(state: ChatState, specs: tuple[ToolSpec, ...]) -> str:
     if choice in ("auto", "none") or state.get("tool_rounds", 0) > 0:
         return "auto"
     return choice if choice == "required" or choice in {s.name for s in specs} else "auto"
+
+
+def exhausted_budget(state: ChatState, deps: ChatDeps) -> BudgetExhausted | None:
+    """The loop budget that leaves the next turn without the tools it would otherwise be offered."""
+    config, limits = state["request"].tools, deps.limits
+    specs = config.specs(web_search=state["request"].web_search == "auto")
+    if config.choice == "none" or not specs or available_tools(state, deps):
+        return None
+    if state.get("tool_rounds", 0) >= limits.max_tool_rounds:
+        return BudgetExhausted(budget="max_tool_rounds", limit=limits.max_tool_rounds)
+    if _loop_spent(state, limits, clock=True):
+        return BudgetExhausted(budget="tool_loop_seconds", limit=limits.tool_loop_seconds)
+    if state.get("search_rounds", 0) >= limits.max_search_rounds:
+        return BudgetExhausted(budget="max_search_rounds", limit=limits.max_search_rounds)
+    return None  # withdrawn for another reason (a decision-step model repeating itself)
 
 
 def _loop_spent(state: ChatState, limits: ChatLimits, *, clock: bool) -> bool:

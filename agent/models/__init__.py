@@ -7,7 +7,7 @@
 """
 
 from agent.models._llama import DEFAULT_LOCAL_MODEL, LlamaBackend
-from agent.models._openai import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, OpenAICompatibleBackend
+from agent.models._openai import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, OpenAICompatibleBackend, ResponseLimits
 from agent.models._scripted import ScriptedCall, ScriptedModel, ScriptedReply
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "LlamaBackend",
     "OpenAICompatibleBackend",
+    "ResponseLimits",
     "ScriptedCall",
     "ScriptedModel",
     "ScriptedReply",

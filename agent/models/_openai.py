@@ -9,6 +9,10 @@ Retries follow the official ``openai`` Python SDK: 408, 409, 429, 5xx and connec
 retried up to ``max_retries`` times with exponential backoff and jitter, honouring ``Retry-After`` /
 ``retry-after-ms`` (and ``x-should-retry``). A call is never retried once the upstream has produced a
 token, because the caller may already have seen it; from then on a failure is raised.
+
+What an upstream sends is bounded (:class:`~agent.models.ResponseLimits`: whole JSON body, one SSE
+line/event, whole stream, error body), an HTML page where JSON/SSE was expected is reported as one
+(with its title), and the base URL's credentials (userinfo, query values) never appear in an error.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import json
 import math
 import random
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -31,14 +36,20 @@ from agent._exceptions import (
     APIStatusError,
     APITimeoutError,
     BadRequestError,
+    UpstreamTooLargeError,
 )
+from agent._redact import redact_secrets, redact_url
 from agent.models._openai_wire import (
     CompletionReader,
+    ResponseLimits,
     chat_body,
+    html_page_message,
+    is_html,
     model_ids,
     parse_json,
     status_error,
     swap_budget_field,
+    too_large,
 )
 from graphs.model import Capabilities, ModelBackend, ModelEvent, ModelRequest
 
@@ -46,6 +57,7 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
     "OpenAICompatibleBackend",
+    "ResponseLimits",
 ]
 
 # --- Retry policy and limits (the openai SDK's values) ------------------------------------------------
@@ -77,7 +89,7 @@ class OpenAICompatibleBackend(ModelBackend):
     every request, also on an injected ``http_client`` (which the backend never closes).
     ``capabilities`` declares what the server supports: tools and ``response_format`` are only sent
     when it says so, and the chat graph falls back to prompting otherwise. ``sleep`` is awaited
-    between retries (inject a no-op in tests).
+    between retries (inject a no-op in tests). ``limits`` caps the size of what the upstream may send.
     """
 
     name = "openai-compatible"
@@ -92,13 +104,25 @@ class OpenAICompatibleBackend(ModelBackend):
         max_retries: int = DEFAULT_MAX_RETRIES,
         capabilities: Capabilities | None = None,
         sleep: Sleep = asyncio.sleep,
+        limits: ResponseLimits | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
-            raise BadRequestError(f"must be an http(s) URL, got {base_url!r}", param="base_url")
+            raise BadRequestError(f"must be an http(s) URL, got {redact_url(base_url)!r}", param="base_url")
         if max_retries < 0:
             raise BadRequestError(f"must be >= 0, got {max_retries}", param="max_retries")
         self._api_key = api_key or None
-        self._base_url = base_url.rstrip("/")
+        self._given_url = base_url  # kept only to find its secrets in text we pass on
+        self._shown_url = redact_url(base_url.rstrip("/"))  # the only form of the URL any message contains
+        # Userinfo goes out as Basic auth (as httpx would send it), never in the request URL: httpx
+        # logs every request's URL at INFO. A query string follows the path, not the base.
+        parts = urllib.parse.urlsplit(base_url)
+        has_userinfo = parts.username is not None or parts.password is not None
+        user, password = (urllib.parse.unquote(p or "") for p in (parts.username, parts.password))
+        self._auth = httpx.BasicAuth(user, password) if has_userinfo else httpx.USE_CLIENT_DEFAULT
+        host = parts.netloc.rpartition("@")[2]
+        self._base_url = urllib.parse.urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+        self._query = f"?{parts.query}" if parts.query else ""
+        self._limits = limits or ResponseLimits()
         self._timeout = timeout
         self._max_retries = max_retries
         self._capabilities = capabilities or DEFAULT_CAPABILITIES
@@ -128,20 +152,20 @@ class OpenAICompatibleBackend(ModelBackend):
         attempt, swapped = 0, False
         while True:
             attempt += 1
-            reader = CompletionReader(attempt, self._redact)
+            reader = CompletionReader(attempt, self._redact, self._limits)
             error_headers: httpx.Headers | None = None
             try:
                 async with self._client.stream(
                     "POST",
                     self._url("/chat/completions"),
+                    auth=self._auth,
                     json=body,
                     headers=self._headers(),
                     timeout=self._timeout,
                 ) as response:
                     if not response.is_success:
                         error_headers = response.headers
-                        await response.aread()
-                        raise self._http_error(response, attempt)
+                        raise await self._http_error(response, attempt)
                     reader.start(response.headers.get("content-type", ""), response.status_code)
                     chunks = response.aiter_bytes()
                     try:
@@ -168,14 +192,15 @@ class OpenAICompatibleBackend(ModelBackend):
     # --- HTTP plumbing -----------------------------------------------------------------------------
 
     def _url(self, path: str) -> str:
-        return self._base_url + path
+        return self._base_url + path + self._query
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
 
     def _redact(self, text: str) -> str:
-        # Upstreams echo a rejected key back ("Incorrect API key provided: sk-..."); never pass it on.
-        return text.replace(self._api_key, "[redacted]") if self._api_key else text
+        # Upstreams echo a rejected key back ("Incorrect API key provided: sk-..."), httpx errors may
+        # name the URL: never pass the key or the URL's userinfo/query secrets on.
+        return redact_secrets(text, self._given_url, [self._api_key])
 
     async def _get_json(self, path: str) -> Any:
         attempt = 0
@@ -183,13 +208,13 @@ class OpenAICompatibleBackend(ModelBackend):
             attempt += 1
             error_headers: httpx.Headers | None = None
             try:
-                response = await self._client.get(
-                    self._url(path), headers=self._headers(), timeout=self._timeout
-                )
-                if not response.is_success:
-                    error_headers = response.headers
-                    raise self._http_error(response, attempt)
-                return parse_json(self._redact(response.text), response.status_code, attempt)
+                async with self._client.stream(
+                    "GET", self._url(path), headers=self._headers(), timeout=self._timeout, auth=self._auth
+                ) as response:
+                    if not response.is_success:
+                        error_headers = response.headers
+                        raise await self._http_error(response, attempt)
+                    return await self._json_body(response, attempt)
             except (httpx.TransportError, APIError) as exc:
                 error = self._api_error(exc, attempt)
                 delay = self._retry_delay(error, error_headers, attempt)
@@ -197,13 +222,30 @@ class OpenAICompatibleBackend(ModelBackend):
                     raise error from (None if error is exc else exc)
                 await self._sleep(delay)
 
-    def _http_error(self, response: httpx.Response, attempt: int) -> APIStatusError:
-        text = self._redact(response.text)
+    async def _json_body(self, response: httpx.Response, attempt: int) -> Any:
+        limit = self._limits.max_response_bytes
+        raw, complete = await _read_capped(response, limit)
+        if not complete:
+            raise too_large("max_response_bytes", limit, "the JSON body", response.status_code, attempt)
+        if is_html(response.headers.get("content-type", ""), raw[:64]):
+            message = self._redact(html_page_message(raw))
+            raise APIStatusError(message, status_code=response.status_code, body=message, attempts=attempt)
+        return parse_json(self._redact(raw.decode("utf-8", "replace")), response.status_code, attempt)
+
+    async def _http_error(self, response: httpx.Response, attempt: int) -> APIStatusError:
+        # Only the head of an error body is read: its message is all we use, and it may be huge.
+        raw, _ = await _read_capped(response, self._limits.max_error_body_bytes)
+        text = self._redact(raw.decode("utf-8", "replace"))
+        retry_after = _retry_after(response.headers)
+        if is_html(response.headers.get("content-type", ""), raw[:64]):
+            said = self._redact(html_page_message(raw))
+            error = status_error(response.status_code, said, attempt, retry_after, origin="HTTP")
+            error.body = text  # the page itself, as with any other body
+            return error
         try:
             body: Any = json.loads(text)
         except ValueError:
             body = text
-        retry_after = _retry_after(response.headers)
         return status_error(response.status_code, body, attempt, retry_after, origin="HTTP")
 
     def _api_error(self, exc: httpx.TransportError | APIError, attempt: int) -> APIError:
@@ -211,8 +253,8 @@ class OpenAICompatibleBackend(ModelBackend):
             return exc
         detail = self._redact(str(exc)) or type(exc).__name__
         if isinstance(exc, httpx.TimeoutException):
-            return APITimeoutError(f"upstream {self._base_url} timed out: {detail}", attempts=attempt)
-        return APIConnectionError(f"could not reach upstream {self._base_url}: {detail}", attempts=attempt)
+            return APITimeoutError(f"upstream {self._shown_url} timed out: {detail}", attempts=attempt)
+        return APIConnectionError(f"could not reach upstream {self._shown_url}: {detail}", attempts=attempt)
 
     def _retry_delay(self, error: APIError, headers: httpx.Headers | None, attempt: int) -> float | None:
         """Seconds to wait before the next attempt, or ``None`` when the error is final."""
@@ -229,6 +271,8 @@ def _should_retry(error: APIError, headers: httpx.Headers | None) -> bool:
     explicit: str | None = headers.get("x-should-retry") if headers is not None else None
     if explicit in ("true", "false"):
         return explicit == "true"
+    if isinstance(error, UpstreamTooLargeError):
+        return False  # it would be as large again
     if isinstance(error, APIConnectionError):
         return True
     if isinstance(error, APIStatusError):
@@ -270,6 +314,20 @@ def _float(raw: str | None) -> float | None:
     except ValueError:
         return None
     return value if value is not None and math.isfinite(value) else None
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """Up to ``limit`` bytes of the body, and whether that was all of it; the rest is left unread."""
+    data = bytearray()
+    chunks = response.aiter_bytes()
+    try:
+        async for chunk in chunks:
+            data += chunk[: limit + 1 - len(data)]
+            if len(data) > limit:
+                return bytes(data[:limit]), False
+    finally:
+        await _aclose(chunks)
+    return bytes(data), True
 
 
 async def _aclose(iterator: AsyncIterator[bytes]) -> None:

@@ -5,7 +5,9 @@ JSON; the HTTP, retries and client lifetime live in :mod:`agent.models._openai`.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,8 +23,9 @@ from agent._exceptions import (
     RateLimitError,
     UpstreamBadRequestError,
     UpstreamNotFoundError,
+    UpstreamTooLargeError,
 )
-from agent.models._sse import SSEDecoder, SSEEvent
+from agent.models._sse import MAX_SSE_EVENT_CHARS, MAX_SSE_LINE_CHARS, SSEDecoder, SSEEvent
 from graphs import (
     Capabilities,
     Message,
@@ -36,9 +39,16 @@ from graphs import (
 )
 
 __all__ = [
+    "MAX_ERROR_BODY_BYTES",
     "MAX_ERROR_MESSAGE_CHARS",
+    "MAX_RESPONSE_BYTES",
+    "MAX_STREAM_BYTES",
     "CompletionReader",
+    "ResponseLimits",
     "chat_body",
+    "html_page_message",
+    "is_html",
+    "too_large",
     "model_ids",
     "parse_json",
     "status_error",
@@ -46,6 +56,59 @@ __all__ = [
 
 #: How much of an upstream error message goes into ours.
 MAX_ERROR_MESSAGE_CHARS = 1000
+# --- Size caps on what an upstream may send us (a hostile or broken upstream must not exhaust memory) --
+#: A whole JSON answer (a non-streamed completion, ``GET /models``).
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+#: A whole event stream: ~128k tokens at ~250 bytes of SSE framing each fit twice over.
+MAX_STREAM_BYTES = 64 * 1024 * 1024
+#: How much of an error status's body is read; only its message is used, the rest is discarded unread.
+MAX_ERROR_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseLimits:
+    """Size caps on an upstream's answers, in bytes (characters for the SSE ones); over a cap the
+    call fails with :class:`~agent.UpstreamTooLargeError` naming it (a 502 at the HTTP edge)."""
+
+    max_response_bytes: int = MAX_RESPONSE_BYTES
+    max_stream_bytes: int = MAX_STREAM_BYTES
+    max_sse_line_chars: int = MAX_SSE_LINE_CHARS
+    max_sse_event_chars: int = MAX_SSE_EVENT_CHARS
+    max_error_body_bytes: int = MAX_ERROR_BODY_BYTES
+
+    def __post_init__(self) -> None:
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise BadRequestError(f"must be a positive int, got {value!r}", param=name)
+
+
+def too_large(limit_name: str, limit: int, what: str, status: int, attempt: int) -> UpstreamTooLargeError:
+    """The error for an upstream answer past one of the :class:`ResponseLimits`."""
+    message = f"upstream answer too large: {what} exceeds {limit_name} = {limit} bytes"
+    return UpstreamTooLargeError(message, limit_name=limit_name, limit=limit, status_code=status, attempts=attempt)
+
+
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
+_HIDDEN = re.compile(rb"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(rb"<[^>]*>")
+_HTML_START = (b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<!--")
+
+
+def is_html(content_type: str, head: bytes | bytearray) -> bool:
+    """Whether an answer is an HTML page (a proxy's error page, a login portal), by type or first bytes."""
+    if "html" in content_type.lower():
+        return True
+    return head.lstrip()[:9].lower().startswith(_HTML_START)
+
+
+def html_page_message(head: bytes) -> str:
+    """What to say about an HTML page where JSON or SSE was expected: its ``<title>``, if any."""
+    match = _TITLE.search(head)
+    # Without a title, the page's first visible words (tags, scripts and styles dropped) say what it is.
+    raw = match.group(1) if match else _TAG.sub(b" ", _HIDDEN.sub(b" ", head))
+    title = " ".join(html.unescape(raw.decode("utf-8", "replace")).split())[:200]
+    return f"the upstream answered an HTML page, not JSON/SSE: {title or '(no title)'}"
 
 
 # --- Errors ------------------------------------------------------------------------------------------
@@ -244,14 +307,18 @@ class CompletionReader:
     content type decides, or else the first non-blank byte (``{`` is JSON; SSE never starts so).
     """
 
-    def __init__(self, attempt: int, redact: Callable[[str], str]) -> None:
+    def __init__(
+        self, attempt: int, redact: Callable[[str], str], limits: ResponseLimits | None = None
+    ) -> None:
         self.started = False  # a token (text or tool-call delta) arrived: no retry from here on
         self._attempt = attempt
         self._redact = redact
+        self._limits = limits = limits or ResponseLimits()
         self._status = 200
-        self._mode: str | None = None  # "sse" or "json" once known
+        self._mode: str | None = None  # "sse", "json" or "html" once known
         self._head = bytearray()  # bytes held while sniffing; the whole body in JSON mode
-        self._sse = SSEDecoder()
+        self._received = 0
+        self._sse = SSEDecoder(max_line_chars=limits.max_sse_line_chars, max_event_chars=limits.max_sse_event_chars)
         self._done = False  # saw `data: [DONE]`
         self._text: list[str] = []
         self._tools: dict[int, _ToolCallParts] = {}
@@ -266,25 +333,50 @@ class CompletionReader:
             self._mode = "sse"
         elif "json" in content_type:
             self._mode = "json"
+        elif is_html(content_type, b""):
+            self._mode = "html"
 
     def feed(self, chunk: bytes) -> list[TextDelta]:
         """The next piece of the body; returns the text deltas it completed."""
+        self._count(len(chunk))
         if self._mode is None:
             self._head += chunk
             head = self._head.lstrip()
             if not head:
                 return []
-            self._mode = "json" if head.startswith(b"{") else "sse"
-            if self._mode == "json":
+            self._mode = "json" if head.startswith(b"{") else "html" if is_html("", head) else "sse"
+            if self._mode != "sse":
                 return []
             chunk, self._head = bytes(self._head), bytearray()
+        if self._mode == "html":
+            self._head += chunk[: self._limits.max_error_body_bytes - len(self._head)]
+            if len(self._head) >= self._limits.max_error_body_bytes or _TITLE.search(self._head):
+                raise self._html_error()  # enough to say what it is; the rest is not read
+            return []
         if self._mode == "json":
             self._head += chunk
             return []
-        return [delta for event in self._sse.feed(chunk) if (delta := self._event(event)) is not None]
+        try:
+            events = self._sse.feed(chunk)
+        except UpstreamTooLargeError as exc:
+            exc.status_code, exc.attempts = self._status, self._attempt
+            raise
+        return [delta for event in events if (delta := self._event(event)) is not None]
+
+    def _count(self, size: int) -> None:
+        self._received += size
+        if self._mode == "json" or (self._mode is None and self._head.lstrip().startswith(b"{")):
+            limit, name, what = self._limits.max_response_bytes, "max_response_bytes", "the JSON body"
+        else:
+            limit, name, what = self._limits.max_stream_bytes, "max_stream_bytes", "the event stream"
+        if self._received > limit:
+            self._head = bytearray()
+            raise too_large(name, limit, what, self._status, self._attempt)
 
     def finish(self) -> list[TextDelta]:
         """The body ended: the text of a JSON completion, or an error if the stream was cut short."""
+        if self._mode == "html":
+            raise self._html_error()
         if self._mode == "json":
             return self._json_completion()
         self._sse.flush()  # an event without its closing blank line may be cut short: dropped
@@ -293,6 +385,12 @@ class CompletionReader:
                 "upstream closed the stream before the completion finished", attempts=self._attempt
             )
         return []
+
+    def _html_error(self) -> APIStatusError:
+        # A 2xx HTML page (a captive portal, a misrouted proxy) is a wrong address, not a broken
+        # stream: APIStatusError with a 2xx status is not retried.
+        message = self._redact(html_page_message(bytes(self._head)))
+        return APIStatusError(message, status_code=self._status, body=message, attempts=self._attempt)
 
     def result(self) -> ModelResult:
         """Everything received, as the final :class:`ModelResult`."""

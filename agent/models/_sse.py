@@ -13,6 +13,10 @@ Rules followed (https://html.spec.whatwg.org/multipage/server-sent-events.html#e
 * ``data`` lines of one event are joined with ``"\\n"``; a blank line dispatches the event, unless it
   had no ``data`` line at all;
 * an event still open when the stream ends is discarded: without its blank line it may be cut short.
+
+Memory is bounded: a line longer than ``max_line_chars`` or an event whose data exceeds
+``max_event_chars`` raises :class:`~agent.UpstreamTooLargeError` as soon as the cap is passed, so a
+line that never ends is refused after the cap, not buffered.
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ import re
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
-__all__ = ["SSEDecoder", "SSEEvent", "aiter_sse"]
+from agent._exceptions import UpstreamTooLargeError
+
+__all__ = ["MAX_SSE_EVENT_CHARS", "MAX_SSE_LINE_CHARS", "SSEDecoder", "SSEEvent", "aiter_sse"]
+
+#: Longest line the decoder keeps (characters, about bytes): a chat chunk is a few hundred.
+MAX_SSE_LINE_CHARS = 4 * 1024 * 1024
+#: Largest data of one event (all its ``data`` lines joined).
+MAX_SSE_EVENT_CHARS = 4 * 1024 * 1024
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 _BOM = "\ufeff"
@@ -41,7 +52,13 @@ class SSEEvent:
 class SSEDecoder:
     """Turns pieces of an event stream into :class:`SSEEvent` items; see the module docstring."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, max_line_chars: int = MAX_SSE_LINE_CHARS, max_event_chars: int = MAX_SSE_EVENT_CHARS
+    ) -> None:
+        self._max_line = max_line_chars
+        self._max_event = max_event_chars
+        self._partial_chars = 0
+        self._data_chars = 0
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._partial: list[str] = []  # the current line, not yet terminated
         self._after_cr = False  # the last text ended in CR, so a leading LF completes that CRLF
@@ -60,6 +77,7 @@ class SSEDecoder:
         events = self._feed_text(self._utf8.decode(b"", final=True))
         self._partial.clear()
         self._data.clear()
+        self._partial_chars = self._data_chars = 0
         self._event = ""
         return events
 
@@ -75,16 +93,24 @@ class SSEDecoder:
         events: list[SSEEvent] = []
         start = 0
         for match in _LINE_END.finditer(text):
-            self._partial.append(text[start : match.start()])
+            self._keep(text[start : match.start()])
             start = match.end()
             line = "".join(self._partial)
             self._partial.clear()
+            self._partial_chars = 0
             event = self._line(line)
             if event is not None:
                 events.append(event)
         if start < len(text):
-            self._partial.append(text[start:])
+            self._keep(text[start:])
         return events
+
+    def _keep(self, piece: str) -> None:
+        self._partial_chars += len(piece)
+        if self._partial_chars > self._max_line:
+            self._partial.clear()
+            raise _too_large("max_sse_line_chars", "one line of the event stream", self._max_line)
+        self._partial.append(piece)
 
     def _line(self, line: str) -> SSEEvent | None:
         if not line:
@@ -99,6 +125,10 @@ class SSEDecoder:
 
     def _field(self, name: str, value: str) -> None:
         if name == "data":
+            self._data_chars += len(value) + 1
+            if self._data_chars > self._max_event:
+                self._data.clear()
+                raise _too_large("max_sse_event_chars", "the data of one stream event", self._max_event)
             self._data.append(value)
         elif name == "event":
             self._event = value
@@ -110,11 +140,18 @@ class SSEDecoder:
     def _dispatch(self) -> SSEEvent | None:
         if not self._data:
             self._event = ""
+            self._data_chars = 0
             return None
         event = SSEEvent("\n".join(self._data), self._event or "message", self._last_id, self._retry)
         self._data.clear()
+        self._data_chars = 0
         self._event = ""
         return event
+
+
+def _too_large(limit_name: str, what: str, limit: int) -> UpstreamTooLargeError:
+    message = f"upstream answer too large: {what} exceeds {limit_name} = {limit} characters"
+    return UpstreamTooLargeError(message, limit_name=limit_name, limit=limit)
 
 
 async def aiter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEEvent]:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from agent import UpstreamTooLargeError
 from agent.models._sse import SSEDecoder, SSEEvent, aiter_sse
 
 
@@ -139,3 +140,18 @@ async def test_aiter_sse_over_an_async_byte_stream(size: int) -> None:
             yield MIXED[start : start + size]
 
     assert [event async for event in aiter_sse(chunks())] == MIXED_EVENTS
+
+
+def test_a_line_that_never_ends_is_refused_at_the_cap_not_buffered() -> None:
+    decoder = SSEDecoder(max_line_chars=1000, max_event_chars=1000)
+    decoder.feed(b"data: " + b"x" * 900)
+    with pytest.raises(UpstreamTooLargeError) as caught:
+        decoder.feed(b"x" * 200)
+    assert caught.value.limit_name == "max_sse_line_chars" and caught.value.limit == 1000
+
+
+def test_an_event_of_many_lines_is_refused_at_the_cap_and_short_ones_pass() -> None:
+    decoder = SSEDecoder(max_line_chars=100, max_event_chars=100)
+    assert decoder.feed(b"data: a\ndata: b\n\n") == [SSEEvent("a\nb")]
+    with pytest.raises(UpstreamTooLargeError, match="max_sse_event_chars"):
+        decoder.feed(b"data: 0123456789\n" * 20)
