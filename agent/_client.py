@@ -10,20 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import inspect
-import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any, Literal, TypedDict, TypeVar, Unpack, overload
 
 import httpx
 
 from agent._config import resolve_model_backend, resolve_search
 from agent._contract import CompletionCreateParamsBase
-from agent._exceptions import BadRequestError, UsageError
+from agent._exceptions import BadRequestError
 from agent._params import build_request, check_stream
 from agent._research import RESEARCH_MODEL, research_chat_events
 from agent._response_store import ResponseStore
 from agent._responses_api import AsyncResponses, Responses
+from agent._sync import SyncStream, _Loop
 from agent._tool_params import parse_tools
 from agent._types import ChatCompletion, ChatCompletionChunk, Model, ModelList
 from agent._wire import (
@@ -43,8 +42,6 @@ from tools import CachedSearch, LocalIndex, SearchBackend
 __all__ = ["AsyncClient", "AsyncStream", "Client", "ClientOptions", "Stream"]
 
 T = TypeVar("T")
-# How long closing a sync client waits for its loop thread (a run still finishing its cleanup).
-LOOP_JOIN_SECONDS = 5.0
 
 
 class AsyncStream:
@@ -311,71 +308,8 @@ def _model_object(model_id: str, owner: str) -> dict[str, Any]:
 # --- the sync wrapper -------------------------------------------------------------------------
 
 
-class _Loop:
-    """A private event loop on a daemon thread: the sync client's bridge to the async core."""
-
-    def __init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="studiolm-client", daemon=True)
-        self._thread.start()
-
-    def run(self, awaitable: Awaitable[T]) -> T:
-        coroutine = _as_coroutine(awaitable)
-        if self._loop.is_closed():
-            coroutine.close()
-            if inspect.iscoroutine(awaitable):
-                awaitable.close()  # never started: close it so Python does not warn it was never awaited
-            raise UsageError("this client is closed; create a new Client")
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-        try:
-            return future.result()
-        except BaseException:
-            future.cancel()  # e.g. KeyboardInterrupt: stop the work, don't leave it running
-            raise
-
-    @property
-    def closed(self) -> bool:
-        return self._loop.is_closed()
-
-    def close(self) -> None:
-        """Stop the loop, wait for its thread, close it. Idempotent."""
-        if self._loop.is_closed():
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=LOOP_JOIN_SECONDS)
-        if not self._thread.is_alive():
-            self._loop.close()
-
-
-async def _as_coroutine(awaitable: Awaitable[T]) -> T:
-    return await awaitable
-
-
-class Stream:
+class Stream(SyncStream[ChatCompletionChunk]):
     """Iterator of :class:`ChatCompletionChunk`; ``close()`` (or leaving ``with``) stops the run."""
-
-    def __init__(self, loop: _Loop, stream: AsyncStream) -> None:
-        self._loop = loop
-        self._stream = stream
-
-    def __iter__(self) -> Iterator[ChatCompletionChunk]:
-        return self
-
-    def __next__(self) -> ChatCompletionChunk:
-        try:
-            return self._loop.run(self._stream.__anext__())
-        except StopAsyncIteration:
-            raise StopIteration from None
-
-    def close(self) -> None:
-        """Stop the run and release the model."""
-        self._loop.run(self._stream.aclose())
-
-    def __enter__(self) -> Stream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class Client:

@@ -37,10 +37,11 @@ from typing import Any, TypedDict, Unpack
 
 import pydantic
 
-from agent._client import AsyncClient, Client, _Loop
+from agent._client import AsyncClient, Client
 from agent._exceptions import BadRequestError, FetchBlockedError, StudiolmError, UsageError
 from agent._extract_io import Item, JsonlLog, iter_inputs, read_document
 from agent._response_format import parse_response_format
+from agent._sync import _Loop
 from agent.models import DEFAULT_LOCAL_MODEL
 from graphs import (
     CHUNK_CHARS,

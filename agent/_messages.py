@@ -25,7 +25,7 @@ from typing import Any
 from agent._exceptions import BadRequestError
 from graphs import MediaPart, Message, ToolCall
 
-__all__ = ["ROLES", "parse_messages"]
+__all__ = ["ROLES", "describe", "parse_messages"]
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 MESSAGE_FIELDS = {
@@ -62,7 +62,7 @@ def _message(index: int, raw: Any, earlier: list[Message]) -> Message:
         raise BadRequestError("must be an object with 'role' and 'content'", param=where)
     role = raw.get("role")
     if role not in ROLES:
-        raise BadRequestError(f"role {_show(role)} is not one of {', '.join(ROLES)}", param=f"{where}.role")
+        raise BadRequestError(f"role {describe(role)} is not one of {', '.join(ROLES)}", param=f"{where}.role")
     _check_fields(where, role, raw)
     name = _optional_str(raw.get("name"), f"{where}.name")
     if role == "assistant":
@@ -117,7 +117,7 @@ def _part(where: str, part: Any, texts: list[str], media: list[MediaPart], *, al
         _check_media(where, kind, part)
         media.append(MediaPart(kind=kind, part=dict(part), param=where))
     else:
-        shown = _show(kind) if isinstance(part, Mapping) else f"a {type(part).__name__}"
+        shown = describe(kind) if isinstance(part, Mapping) else f"a {type(part).__name__}"
         accepted = f"text, {', '.join(MEDIA_PARTS)} parts" if allow_media else "text parts"
         raise BadRequestError(f"unsupported content part {shown}: this message accepts {accepted}", param=where)
 
@@ -176,9 +176,9 @@ def _optional_str(value: Any, where: str) -> str | None:
     return value
 
 
-def _show(value: Any) -> str:
-    """A bad value for a message: JSON-ish values as they are, never an object repr."""
+def describe(value: Any) -> str:
+    """A bad value for an error message: JSON-ish values as they are (shortened), never an object repr."""
     if value is None or isinstance(value, bool | int | float | str):
         text = repr(value)
-        return text if len(text) <= 60 else f"{text[:50]}…"
+        return text if len(text) <= 80 else f"{text[:60]}…"
     return f"a value of type {type(value).__name__}"

@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 
 from agent._contract import FIELDS
 from agent._exceptions import BadRequestError
-from agent._messages import ROLES, parse_messages
+from agent._messages import ROLES, describe, parse_messages
 from graphs import ChatRequest, SamplingParams, WebSearchMode
 
 __all__ = ["ROLES", "WEB_SEARCH_VALUES", "build_request", "check_stream", "describe", "parse_messages"]
@@ -70,14 +70,6 @@ def check_stream(value: Any) -> bool:
     if not isinstance(value, bool):
         raise BadRequestError(f"must be true or false, got {describe(value)}", param="stream")
     return value
-
-
-def describe(value: Any) -> str:
-    """A short description of a bad value for an error message: JSON-ish values as they are, never an object repr."""
-    if value is None or isinstance(value, bool | int | float | str):
-        text = repr(value)
-        return text if len(text) <= 80 else f"{text[:60]}…"
-    return f"a value of type {type(value).__name__}"
 
 
 def _with_defaults(params: Mapping[str, Any]) -> dict[str, Any]:

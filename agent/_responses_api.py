@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 from agent._exceptions import BadRequestError
@@ -17,10 +17,11 @@ from agent._response_store import ResponseStore, SqliteResponseStore, StoredResp
 from agent._responses import ResponseCreateParams as Params
 from agent._responses import parse_responses_request, to_chat_request
 from agent._responses_wire import Response, ResponseEncoder, ResponseStreamEvent, new_response_id, response_events
+from agent._sync import SyncStream
 from agent._wire import now
 
 if TYPE_CHECKING:
-    from agent._client import AsyncClient, Client, _Loop
+    from agent._client import AsyncClient, Client
 
 __all__ = ["AsyncResponseStream", "AsyncResponses", "ResponseStream", "Responses"]
 
@@ -135,31 +136,8 @@ class AsyncResponses:
             await self._store.aclose()
 
 
-class ResponseStream:
+class ResponseStream(SyncStream[ResponseStreamEvent]):
     """Iterator of :class:`ResponseStreamEvent`; ``close()`` (or leaving ``with``) stops the run."""
-
-    def __init__(self, loop: _Loop, stream: AsyncResponseStream) -> None:
-        self._loop = loop
-        self._stream = stream
-
-    def __iter__(self) -> Iterator[ResponseStreamEvent]:
-        return self
-
-    def __next__(self) -> ResponseStreamEvent:
-        try:
-            return self._loop.run(self._stream.__anext__())
-        except StopAsyncIteration:
-            raise StopIteration from None
-
-    def close(self) -> None:
-        """Stop the run and release the model."""
-        self._loop.run(self._stream.aclose())
-
-    def __enter__(self) -> ResponseStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class Responses:

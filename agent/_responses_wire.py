@@ -173,7 +173,10 @@ class ResponseEncoder:
         self._additions(outcome)
         if outcome.finish_reason in ("length", "content_filter"):
             reason = "max_output_tokens" if outcome.finish_reason == "length" else "content_filter"
-            self.response.update(status="incomplete", incomplete_details={"reason": reason})
+            details: dict[str, Any] = {"reason": reason}
+            if outcome.incomplete is not None:  # a loop budget, not the token budget, cut the run
+                details = {"reason": outcome.incomplete.budget, "limit": outcome.incomplete.limit}
+            self.response.update(status="incomplete", incomplete_details=details)
             return [*events, self._event("response.incomplete", response=self._snapshot())]
         self.response["status"] = "completed"
         return [*events, self._event("response.completed", response=self._snapshot())]

@@ -62,3 +62,13 @@ def test_over_http_with_streamed_steps(server: ServerThread) -> None:
     assert response.status_code == 200
     assert any('"type": "research.plan"' in line or '"type":"research.plan"' in line for line in lines)
     assert lines[-1] == "data: [DONE]"
+
+
+async def test_the_responses_api_runs_research_too(tmp_path: Path) -> None:
+    index = await LocalIndex.build(tmp_path / "index.sqlite3", DOCUMENTS)
+    client = AsyncClient(backend=scripted(TWO_PARTS, ANSWER), search=index, response_store=agent.MemoryResponseStore())
+    response = await client.responses.create(model=RESEARCH_MODEL, input=QUESTION)  # type: ignore[arg-type]
+    assert response["status"] == "completed" and response.output_text.startswith(ANSWER)
+    message = [item for item in response["output"] if item["type"] == "message"][-1]
+    cited = {a["url"] for a in message["content"][0]["annotations"]}
+    assert cited == {"https://en.wikipedia.org/wiki/Danube", "https://en.wikipedia.org/wiki/Rhine"}
