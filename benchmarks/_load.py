@@ -16,6 +16,8 @@ MODEL = "bench-model"
 KEY = "sk-bench-4f1c9a7e2b6d8053c1e97a4b2f6d0e8c5a3b7f19"
 #: Per-request timeout; a stuck target fails the cell instead of stalling the run.
 REQUEST_TIMEOUT_SECONDS = 60
+#: Requests before each measured cell (at least one per connection), not counted.
+WARM_UP_REQUESTS = 8
 
 
 def body(stream: bool) -> dict[str, Any]:
@@ -41,11 +43,12 @@ def quantile(values: list[float], q: float) -> float:
 
 
 async def load(base: str, *, stream: bool, concurrency: int, requests: int, pid: int | None) -> dict[str, Any]:
-    """``requests`` requests, ``concurrency`` in flight, after one warm-up round; CPU of ``pid``'s tree."""
+    """``requests`` requests, ``concurrency`` in flight, after a warm-up round; CPU of ``pid``'s tree."""
     url = f"{base}/chat/completions"
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_SECONDS, limits=limits) as http:
-        await asyncio.gather(*(one(http, url, stream) for _ in range(concurrency)), return_exceptions=True)
+        warm_up = max(concurrency, WARM_UP_REQUESTS)
+        await asyncio.gather(*(one(http, url, stream) for _ in range(warm_up)), return_exceptions=True)
         results: list[tuple[float, float, int]] = []
         failures: list[str] = []
         remaining = requests

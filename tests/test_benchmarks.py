@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +34,27 @@ def test_make_bench_entry_point_refuses_an_unknown_benchmark_by_name() -> None:
     done = subprocess.run([sys.executable, "-m", "benchmarks", "nope"], cwd=ROOT, capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 2 and "'nope'" in done.stderr and "validation" in done.stderr
+
+
+def test_make_bench_quick_run_writes_results_without_litellm(tmp_path: Path) -> None:
+    """`python -m benchmarks --quick` end to end (our server, the fake upstream, the SDK contenders, the
+    profile and the RSS run), LiteLLM and the model left out: RESULTS.md and the raw JSON appear."""
+    out = run("benchmarks", "--quick", "--skip", "litellm,model,search", "--out", str(tmp_path))
+    results = (tmp_path / "RESULTS.md").read_text()
+    assert results.strip() in out
+    for heading in ("## HTTP: our server", "## SDK per call", "## Server memory", "## Where the server's CPU goes"):
+        assert heading in results
+    assert "| non-stream | 1 | studiolm |" in results and "| stream | 4 | direct |" in results
+    assert "LiteLLM was not measured" in results
+    http = json.loads((tmp_path / "results" / "http.json").read_text())
+    assert {row["target"] for row in http} == {"direct", "studiolm"}
+    assert all(row["errors"] == 0 for row in http)  # c <= 4 stays inside the server's default limits
+    sdk = {row["client"] for row in json.loads((tmp_path / "results" / "sdk.json").read_text())}
+    assert {"raw httpx", "studiolm AsyncClient", "openai SDK"} <= sdk
+    assert json.loads((tmp_path / "results" / "run.json").read_text())["machine"]["cores"]
+
+
+def test_make_bench_refuses_an_unknown_section() -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--skip", "nope"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 2 and "'nope'" in done.stderr and "litellm" in done.stderr
