@@ -43,30 +43,38 @@ def quantile(values: list[float], q: float) -> float:
 
 
 async def load(base: str, *, stream: bool, concurrency: int, requests: int, pid: int | None) -> dict[str, Any]:
-    """``requests`` requests, ``concurrency`` in flight, after a warm-up round; CPU of ``pid``'s tree."""
+    """``requests`` requests, ``concurrency`` in flight, after a warm-up round; CPU of ``pid``'s tree.
+
+    Each of the ``concurrency`` workers has its own one-connection client: one shared pool of 64
+    connections costs httpcore more per request than the fake upstream's whole answer, which would
+    make the load generator the bottleneck."""
     url = f"{base}/chat/completions"
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_SECONDS, limits=limits) as http:
-        warm_up = max(concurrency, WARM_UP_REQUESTS)
-        await asyncio.gather(*(one(http, url, stream) for _ in range(warm_up)), return_exceptions=True)
-        results: list[tuple[float, float, int]] = []
-        failures: list[str] = []
-        remaining = requests
+    clients = [httpx.AsyncClient(timeout=REQUEST_TIMEOUT_SECONDS, limits=httpx.Limits(max_connections=1))
+               for _ in range(concurrency)]
+    results: list[tuple[float, float, int]] = []
+    failures: list[str] = []
+    remaining = requests
 
-        async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                try:
-                    results.append(await one(http, url, stream))
-                except httpx.HTTPError as exc:
-                    failures.append(type(exc).__name__)
+    async def worker(http: httpx.AsyncClient) -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            try:
+                results.append(await one(http, url, stream))
+            except httpx.HTTPError as exc:
+                failures.append(type(exc).__name__)
 
+    try:
+        for _ in range(max(1, WARM_UP_REQUESTS // concurrency)):
+            await asyncio.gather(*(one(http, url, stream) for http in clients), return_exceptions=True)
         cpu_before = tree_cpu_seconds(pid) if pid else 0.0
         began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(http) for http in clients))
         elapsed = time.perf_counter() - began
         cpu = (tree_cpu_seconds(pid) - cpu_before) if pid else float("nan")
+    finally:
+        for http in clients:
+            await http.aclose()
     ok = [r for r in results if r[2] == 200]
     statuses = sorted({r[2] for r in results if r[2] != 200})
     latencies = [r[0] for r in ok]

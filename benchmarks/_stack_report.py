@@ -20,7 +20,8 @@ def _x(value: float) -> str:
 
 def render(r: dict[str, Any]) -> str:
     lines = header(r)
-    lines += http(r)
+    if "http" in r:
+        lines += http(r)
     for name, section in (("sdk", sdk), ("model", model), ("rss", rss), ("search", search_validation),
                           ("profile", profile)):
         if name in r or (name == "search" and "validation" in r):
@@ -133,7 +134,8 @@ def rss(r: dict[str, Any]) -> list[str]:
             f"A fresh server ({m['limits']}) in front of a fake upstream that spaces its chunks out, "
             f"{m['rounds']} round(s) of {m['streams']} simultaneous streams.", "",
             "| idle RSS MiB | peak RSS (VmHWM) MiB | errors | stream p50 ms per round |", "|---:|---:|---:|---|",
-            f"| {m['idle_rss_mib']:.0f} | {m['peak_rss_mib']:.0f} | {m['errors']} "
+            f"| {m['idle_rss_mib']:.0f} | {m['peak_rss_mib']:.0f} "
+            f"| {m['errors']}{' (' + ', '.join(m['error_kinds']) + ')' if m['errors'] else ''} "
             f"| {', '.join(f'{v:.0f}' for v in m['p50_ms'])} |", ""]
 
 

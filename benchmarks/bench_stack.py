@@ -40,7 +40,7 @@ from benchmarks._procs import (
     versions,
 )
 
-SECTIONS = ("litellm", "model", "sdk", "rss", "profile", "search", "validation")
+SECTIONS = ("http", "litellm", "model", "sdk", "rss", "profile", "search", "validation")
 PACKAGES = ("studiolm-agent", "httpx", "uvicorn", "starlette", "langgraph", "langchain-core", "langchain-openai",
             "openai", "llama_cpp_python", "orjson", "uvloop", "httptools")
 #: How many streams the RSS measurement holds open at once, and how many rounds of them.
@@ -57,7 +57,7 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
                 "validation_calls": 20}
     return {"concurrency": [1, 16, 64], "requests": lambda c: max(100, min(10 * c, 256)), "reps": args.reps,
             "sdk_calls": 100, "model_tokens": 64, "model_reps": args.reps, "rss_streams": RSS_STREAMS,
-            "rss_rounds": RSS_ROUNDS, "profile_requests": 400, "search_queries": 200, "validation_calls": 200}
+            "rss_rounds": RSS_ROUNDS, "profile_requests": 200, "search_queries": 200, "validation_calls": 200}
 
 
 def serve_argv(port: int, *, concurrency: int | None, queue: int | None, profile: Path | None = None) -> list[str]:
@@ -121,24 +121,21 @@ async def peak_rss(upstream_words: int, streams: int, rounds: int, tmp: Path) ->
                    for _ in range(rounds)]
         peak = peak_rss_mib(server.pid)
     return {"streams": streams, "rounds": rounds, "idle_rss_mib": idle, "peak_rss_mib": peak,
-            "errors": sum(r["errors"] for r in results), "p50_ms": [r["p50_ms"] for r in results],
+            "errors": sum(r["errors"] for r in results),
+            "error_kinds": sorted({str(s) for r in results for s in r["error_statuses"] + r["failures"]}),
+            "p50_ms": [r["p50_ms"] for r in results],
             "limits": f"max_concurrent={streams}, max_queued={streams}"}
 
 
 async def run(args: argparse.Namespace, p: dict[str, Any], tmp: Path) -> dict[str, Any]:
     skip = set(args.skip)
     out: dict[str, Any] = {"notes": []}
-    up_port, port = free_port(), free_port()
+    up_port = free_port()
     upstream = f"http://127.0.0.1:{up_port}/v1"
     with ExitStack() as stack:
         up = stack.enter_context(running(upstream_argv(up_port, args.words), up_port))
-        ours = stack.enter_context(running(serve_argv(port, concurrency=args.max_concurrency, queue=args.max_queue),
-                                           port, env=server_env(upstream), log=tmp / "server.log"))
-        targets = {"direct": (upstream, up.pid), "studiolm": (f"http://127.0.0.1:{port}/v1", ours.pid)}
-        if "litellm" not in skip:
-            targets.update(start_litellm(stack, upstream, tmp, out))
-        print("== HTTP: direct / studiolm / litellm", flush=True)
-        out["http"] = await http_matrix(targets, p)
+        if "http" not in skip:
+            await http_section(stack, args, p, (upstream, up.pid), tmp, out)
         if "sdk" not in skip:
             print("== SDK per call", flush=True)
             out["sdk"] = await _inprocess.sdk_per_call(upstream, calls=p["sdk_calls"], reps=p["reps"],
@@ -157,6 +154,26 @@ async def run(args: argparse.Namespace, p: dict[str, Any], tmp: Path) -> dict[st
     if "validation" not in skip:
         out["validation"] = _inprocess.validation(calls=p["validation_calls"], reps=max(3, p["reps"]))
     return out
+
+
+async def http_section(stack: ExitStack, args: argparse.Namespace, p: dict[str, Any], direct: tuple[str, int],
+                       tmp: Path, out: dict[str, Any]) -> None:
+    """Our server (and LiteLLM's proxy) in front of the upstream, loaded cell by cell."""
+    port = free_port()
+    ours = stack.enter_context(running(serve_argv(port, concurrency=args.max_concurrency, queue=args.max_queue),
+                                       port, env=server_env(direct[0]), log=tmp / "server.log"))
+    targets = {"direct": direct, "studiolm": (f"http://127.0.0.1:{port}/v1", ours.pid)}
+    if "litellm" not in set(args.skip):
+        targets.update(start_litellm(stack, direct[0], tmp, out))
+    print("== HTTP: " + " / ".join(targets), flush=True)
+    out["http"] = await http_matrix(targets, p)
+    for row in out["http"]:
+        if row["target"] == "studiolm" and row["errors"]:
+            out["notes"].append(
+                f"studiolm refused {row['errors']} of {row['requests']} {row['mode']} requests "
+                f"at c={row['concurrency']} "
+                f"(HTTP {', '.join(map(str, row['error_statuses'])) or '-'}) with {limits_note(args)}; its p50/req/s "
+                "count only the answered ones. `--max-concurrency/--max-queue` raise the limits.")
 
 
 def start_litellm(stack: ExitStack, upstream: str, tmp: Path, out: dict[str, Any]) -> dict[str, tuple[str, int]]:
@@ -213,7 +230,8 @@ def limits_note(args: argparse.Namespace) -> str:
 
 
 def command_line(argv: list[str] | None) -> str:
-    return "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
+    given = argv if argv is not None else sys.argv[1:]
+    return " ".join(["python -m benchmarks", *given]) if given else "make bench` (`python -m benchmarks"
 
 
 def write(results: dict[str, Any], out: Path) -> None:
