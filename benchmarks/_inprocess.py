@@ -137,14 +137,18 @@ async def embedded(*, max_tokens: int, reps: int) -> dict[str, Any]:
     raw = llama_cpp.Llama(model_path=path, n_ctx=4096, n_threads=threads, n_threads_batch=threads, verbose=False)
     sampling = {"max_tokens": max_tokens, "temperature": 0.0}
 
+    prompts: dict[str, int] = {}
+
     async def stack() -> tuple[int, float]:
         began = time.perf_counter()
         out = await client.chat.completions.create(model=DEFAULT_LOCAL_MODEL, messages=PROMPT, **sampling)  # type: ignore[call-overload]
+        prompts["stack"] = out.usage.prompt_tokens
         return out.usage.completion_tokens, time.perf_counter() - began
 
     def direct() -> tuple[int, float]:
         began = time.perf_counter()
         out = raw.create_chat_completion(messages=PROMPT, top_k=40, min_p=0.05, repeat_penalty=1.1, **sampling)
+        prompts["raw"] = out["usage"]["prompt_tokens"]
         return out["usage"]["completion_tokens"], time.perf_counter() - began
 
     await stack()
@@ -159,7 +163,7 @@ async def embedded(*, max_tokens: int, reps: int) -> dict[str, Any]:
     stack_rate, raw_rate = median_spread(rates["stack"]), median_spread(rates["raw"])
     return {"model": os.path.basename(path), "threads": threads, "max_tokens": max_tokens,
             "stack_tokens_per_s": stack_rate, "raw_tokens_per_s": raw_rate,
-            "ratio": stack_rate["median"] / raw_rate["median"]}
+            "ratio": stack_rate["median"] / raw_rate["median"], "prompt_tokens": prompts}
 
 
 # --- Search and validation -------------------------------------------------------------------------------

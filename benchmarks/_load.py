@@ -84,7 +84,9 @@ async def load(base: str, *, stream: bool, concurrency: int, requests: int, pid:
         "p50_ms": quantile(latencies, 0.5) * 1000, "p99_ms": quantile(latencies, 0.99) * 1000,
         "ttft_p50_ms": quantile([r[1] for r in ok], 0.5) * 1000 if stream else None,
         "rps": len(ok) / elapsed if elapsed else float("nan"),
-        "cpu_ms_per_request": cpu / requests * 1000,
+        # Per answered request: a refusal (429) costs the server little, so dividing by all requests
+        # would make a server that refuses most of them look cheap.
+        "cpu_ms_per_request": cpu / max(len(ok), 1) * 1000,
     }
 
 

@@ -41,6 +41,8 @@ from benchmarks._procs import (
 )
 
 SECTIONS = ("http", "litellm", "model", "sdk", "rss", "profile", "search", "validation")
+#: The sections with a JSON file of their own (results/NAME.json); run.json holds the rest.
+PARTS = ("http", "sdk", "model", "rss", "profile", "search", "validation")
 PACKAGES = ("studiolm-agent", "httpx", "uvicorn", "starlette", "langgraph", "langchain-core", "langchain-openai",
             "openai", "llama_cpp_python", "orjson", "uvloop", "httptools")
 #: How many streams the RSS measurement holds open at once, and how many rounds of them.
@@ -206,7 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks", help="where RESULTS.md and results/ go")
     parser.add_argument("--max-concurrency", type=int, default=None, help="our server's limit (default: its own)")
     parser.add_argument("--max-queue", type=int, default=None, help="our server's queue (default: its own)")
+    parser.add_argument("--render-only", action="store_true",
+                        help="measure nothing: rewrite RESULTS.md from the JSON already in OUT/results")
     args = parser.parse_args(argv)
+    if args.render_only:
+        write(read(args.out), args.out)
+        return 0
     unknown = set(args.skip) - set(SECTIONS)
     if unknown:
         parser.error(f"--skip: unknown section {sorted(unknown)[0]!r}; choose from {', '.join(SECTIONS)}")
@@ -231,17 +238,26 @@ def limits_note(args: argparse.Namespace) -> str:
 
 def command_line(argv: list[str] | None) -> str:
     given = argv if argv is not None else sys.argv[1:]
-    return " ".join(["python -m benchmarks", *given]) if given else "make bench` (`python -m benchmarks"
+    return " ".join(["python -m benchmarks", *given]) if given else "make bench"
+
+
+def read(out: Path) -> dict[str, Any]:
+    """The results of an earlier run, from ``out/results/*.json``."""
+    folder = out / "results"
+    results: dict[str, Any] = json.loads((folder / "run.json").read_text())
+    for name in PARTS:
+        if (folder / f"{name}.json").exists():
+            results[name] = json.loads((folder / f"{name}.json").read_text())
+    return results
 
 
 def write(results: dict[str, Any], out: Path) -> None:
     folder = out / "results"
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("http", "sdk", "model", "rss", "profile", "search", "validation"):
+    for name in PARTS:
         if name in results:
             (folder / f"{name}.json").write_text(json.dumps(results[name], indent=1, default=str) + "\n")
-    meta = {k: v for k, v in results.items() if k not in ("http", "sdk", "model", "rss", "profile", "search",
-                                                          "validation")}
+    meta = {k: v for k, v in results.items() if k not in PARTS}
     (folder / "run.json").write_text(json.dumps(meta, indent=1, default=str) + "\n")
     text = _stack_report.render(results)
     (out / "RESULTS.md").write_text(text)
