@@ -130,8 +130,8 @@ def model(r: dict[str, Any]) -> list[str]:
             f"{m['model']}, {m['threads']} thread(s), one free-text answer of up to {m['max_tokens']} tokens, "
             "temperature 0, same sampling settings; tokens/s = completion tokens / wall time, prompt "
             "processing included"
-            + (f" (prompt tokens: stack {m['prompt_tokens'].get('stack')}, raw {m['prompt_tokens'].get('raw')}; "
-               "the stack's system prompt makes its prompt longer)" if m.get("prompt_tokens") else "")
+            + (f" (prompt tokens: stack {m['prompt_tokens'].get('stack')}, raw {m['prompt_tokens'].get('raw')})"
+               if m.get("prompt_tokens") else "")
             + ".", "",
             "| path | tokens/s | stack / raw |", "|---|---:|---:|",
             f"| AsyncClient(LlamaBackend) | {_ms(m['stack_tokens_per_s'], 1)} | {_x(m['ratio'])} |",

@@ -58,7 +58,7 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
                 "model_reps": 1, "rss_streams": 16, "rss_rounds": 1, "profile_requests": 20, "search_queries": 20,
                 "validation_calls": 20}
     return {"concurrency": [1, 16, 64], "requests": lambda c: max(100, min(10 * c, 256)), "reps": args.reps,
-            "sdk_calls": 100, "model_tokens": 64, "model_reps": args.reps, "rss_streams": RSS_STREAMS,
+            "sdk_calls": 100, "model_tokens": 128, "model_reps": max(args.reps, 5), "rss_streams": RSS_STREAMS,
             "rss_rounds": RSS_ROUNDS, "profile_requests": 200, "search_queries": 200, "validation_calls": 200}
 
 
