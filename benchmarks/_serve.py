@@ -1,5 +1,5 @@
 """``studiolm serve`` for the benchmarks: ``python -m benchmarks._serve PORT [--max-concurrency N]
-[--max-queue N] [--profile FILE]``.
+[--max-queue N] [--profile FILE] [--uvloop]``.
 
 The same :func:`agent.server.serve` the CLI calls, configured by the environment as the CLI is
 (``STUDIOLM_BASE_URL`` / ``STUDIOLM_API_KEY`` point it at the fake upstream), with no search and
@@ -34,7 +34,14 @@ def limits(args: argparse.Namespace) -> ServerLimits | None:
 
 
 def run(args: argparse.Namespace) -> None:
-    asyncio.run(serve(port=args.port, api_keys=[KEY], limits=limits(args), search="none", log_level="warning"))
+    main = serve(port=args.port, api_keys=[KEY], limits=limits(args), search="none", log_level="warning")
+    if args.uvloop:
+        # `studiolm serve` calls asyncio.run, so uvicorn runs on the loop it is given, never uvloop's.
+        import uvloop
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
 
 
 def run_profiled(args: argparse.Namespace) -> None:
@@ -70,6 +77,7 @@ def main() -> None:
     parser.add_argument("--max-concurrency", type=int, default=None)
     parser.add_argument("--max-queue", type=int, default=None)
     parser.add_argument("--profile", default=None)
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (what-if; the CLI does not)")
     args = parser.parse_args()
     (run_profiled if args.profile else run)(args)
     sys.exit(0)

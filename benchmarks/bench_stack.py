@@ -45,6 +45,9 @@ SECTIONS = ("http", "litellm", "model", "sdk", "rss", "profile", "search", "vali
 PARTS = ("http", "sdk", "model", "rss", "profile", "search", "validation")
 PACKAGES = ("studiolm-agent", "httpx", "uvicorn", "starlette", "langgraph", "langchain-core", "langchain-openai",
             "openai", "llama_cpp_python", "orjson", "uvloop", "httptools")
+#: Run-wide switches set from the command line: ``uvloop`` runs our server on uvloop (a what-if:
+#: ``studiolm serve`` runs on asyncio's own loop).
+OPTIONS = {"uvloop": False}
 #: How many streams the RSS measurement holds open at once, and how many rounds of them.
 RSS_STREAMS, RSS_ROUNDS = 256, 2
 #: Seconds between the slow upstream's chunks in the RSS measurement, so that the streams overlap.
@@ -63,7 +66,7 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def serve_argv(port: int, *, concurrency: int | None, queue: int | None, profile: Path | None = None) -> list[str]:
-    argv = python_module("benchmarks._serve", str(port))
+    argv = python_module("benchmarks._serve", str(port)) + (["--uvloop"] if OPTIONS["uvloop"] else [])
     for flag, value in (("--max-concurrency", concurrency), ("--max-queue", queue)):
         if value is not None:
             argv += [flag, str(value)]
@@ -208,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks", help="where RESULTS.md and results/ go")
     parser.add_argument("--max-concurrency", type=int, default=None, help="our server's limit (default: its own)")
     parser.add_argument("--max-queue", type=int, default=None, help="our server's queue (default: its own)")
+    parser.add_argument("--uvloop", action="store_true", help="what-if: run our server on uvloop")
     parser.add_argument("--render-only", action="store_true",
                         help="measure nothing: rewrite RESULTS.md from the JSON already in OUT/results")
     args = parser.parse_args(argv)
@@ -217,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(args.skip) - set(SECTIONS)
     if unknown:
         parser.error(f"--skip: unknown section {sorted(unknown)[0]!r}; choose from {', '.join(SECTIONS)}")
+    OPTIONS["uvloop"] = args.uvloop
     p = plan(args)
     began, host = time.time(), machine()
     with tempfile.TemporaryDirectory(prefix="studiolm-bench-") as tmp:
@@ -231,9 +236,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def limits_note(args: argparse.Namespace) -> str:
+    loop = " (on uvloop)" if args.uvloop else ""
     if args.max_concurrency is None and args.max_queue is None:
-        return "the server's defaults"
-    return f"--max-concurrency {args.max_concurrency} --max-queue {args.max_queue}"
+        return "the server's defaults" + loop
+    return f"--max-concurrency {args.max_concurrency} --max-queue {args.max_queue}{loop}"
 
 
 def command_line(argv: list[str] | None) -> str:
