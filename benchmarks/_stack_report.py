@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks._profile import recommend
+
 
 def _ms(spread: dict[str, float] | None, digits: int = 2) -> str:
     """'median (min-max)' of a repeated measurement."""
@@ -180,5 +182,5 @@ def profile(r: dict[str, Any]) -> list[str]:
         lines += [f"| `{f['function']}` | {f['share']:.1%} | {f['calls']} |" for f in p[mode]["top_functions"]]
     lines += ["", "Recommendations, ranked by the CPU share they address (the most each could save):", ""]
     lines += [f"{i}. **{rec['group']}** ({rec['share']:.0%}): {rec['recommendation']}"
-              for i, rec in enumerate(p["recommendations"], 1)]
+              for i, rec in enumerate(recommend(p), 1)]
     return [*lines, ""]
