@@ -1,7 +1,9 @@
-"""``make bench`` / ``python -m benchmarks [NAME…]``: run benchmarks and write their reports to results/.
+"""``make bench`` / ``python -m benchmarks [--quick] [OPTIONS]`` / ``python -m benchmarks NAME…``.
 
-With no names, the fast set runs (``validation``, ``server``: a few minutes, no model needed). Name
-any of the others to run them too; each can also run alone with its own options as
+With no names (options only), ``stack`` runs: the whole stack side by side, written to
+``benchmarks/RESULTS.md`` and ``benchmarks/results/*.json`` (about ten minutes on 2 cores;
+``--quick`` for a smoke run; ``python -m benchmarks.bench_stack --help`` lists the options). Name
+benchmarks to run those instead; each can also run alone with its own options as
 ``python -m benchmarks.bench_<name> --help`` shows.
 """
 
@@ -11,13 +13,17 @@ import importlib
 import sys
 import time
 
-#: name -> whether it runs by default (the model benchmarks take tens of minutes on 2 cores).
-BENCHMARKS = {"validation": True, "server": True, "extraction": True, "grounded_qa": False, "jsonschemabench": False,
-              "research": False}
+#: name -> whether it runs when no name is given (the model benchmarks take tens of minutes on 2 cores).
+BENCHMARKS = {"stack": True, "validation": False, "server": False, "extraction": False, "grounded_qa": False,
+              "jsonschemabench": False, "research": False}
 
 
 def main(argv: list[str]) -> int:
-    names = argv or [name for name, default in BENCHMARKS.items() if default]
+    if not argv or argv[0].startswith("-"):
+        from benchmarks import bench_stack
+
+        return bench_stack.main(argv)
+    names = argv
     unknown = [name for name in names if name not in BENCHMARKS]
     if unknown:
         print(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}", file=sys.stderr)

@@ -21,8 +21,9 @@
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from functools import cache
 from typing import Any, cast
 
@@ -67,17 +68,30 @@ def build_chat_graph() -> CompiledStateGraph[ChatState, ChatDeps, ChatState, Cha
         ("finish", finish),
     ]:
         graph.add_node(name, node)  # type: ignore[call-overload]
-    graph.add_conditional_edges(START, route_start, ["generate", "plan_query", "decide_search", "decide_tool"])
-    graph.add_conditional_edges("decide_search", route_after_decision, ["plan_query", "generate"])
-    graph.add_conditional_edges("plan_query", route_after_plan, ["image_search", "web_search"])
-    graph.add_conditional_edges("web_search", route_to_model, ["decide_tool", "generate"])
-    graph.add_conditional_edges("image_search", route_to_model, ["decide_tool", "generate"])
+    graph.add_conditional_edges(
+        START, _on_loop(route_start), ["generate", "plan_query", "decide_search", "decide_tool"]
+    )
+    graph.add_conditional_edges("decide_search", _on_loop(route_after_decision), ["plan_query", "generate"])
+    graph.add_conditional_edges("plan_query", _on_loop(route_after_plan), ["image_search", "web_search"])
+    graph.add_conditional_edges("web_search", _on_loop(route_to_model), ["decide_tool", "generate"])
+    graph.add_conditional_edges("image_search", _on_loop(route_to_model), ["decide_tool", "generate"])
     graph.add_edge("decide_tool", "generate")
-    graph.add_conditional_edges("generate", route_after_generate, ["tools", "validate", "finish"])
-    graph.add_conditional_edges("tools", route_after_tools, ["finish", "decide_tool", "generate"])
-    graph.add_conditional_edges("validate", route_after_validate, ["generate", "finish"])
+    graph.add_conditional_edges("generate", _on_loop(route_after_generate), ["tools", "validate", "finish"])
+    graph.add_conditional_edges("tools", _on_loop(route_after_tools), ["finish", "decide_tool", "generate"])
+    graph.add_conditional_edges("validate", _on_loop(route_after_validate), ["generate", "finish"])
     graph.add_edge("finish", END)
     return graph.compile()
+
+
+def _on_loop(router: Callable[..., str]) -> Callable[..., Awaitable[str]]:
+    """``router`` as a coroutine function: LangGraph runs a plain function in the thread pool, a thread
+    hop per route on every request; the routers only read the state, so they run on the loop."""
+
+    @functools.wraps(router)
+    async def route(*args: Any, **kwargs: Any) -> str:
+        return router(*args, **kwargs)
+
+    return route
 
 
 @cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -47,3 +48,25 @@ def test_research_benchmark_questions_each_need_two_articles_that_hold_their_ans
                           env={**os.environ, "STUDIOLM_CACHE_DIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr[-3000:]
     assert "questions, 0 problems" in done.stdout and int(done.stdout.split()[0]) >= 20
+def test_make_bench_quick_run_writes_results_without_litellm(tmp_path: Path) -> None:
+    """`python -m benchmarks --quick` end to end (our server, the fake upstream, the SDK contenders, the
+    profile and the RSS run), LiteLLM and the model left out: RESULTS.md and the raw JSON appear."""
+    out = run("benchmarks", "--quick", "--skip", "litellm,model,search", "--out", str(tmp_path))
+    results = (tmp_path / "RESULTS.md").read_text()
+    assert results.strip() in out
+    for heading in ("## HTTP: our server", "## SDK per call", "## Server memory", "## Where the server's CPU goes"):
+        assert heading in results
+    assert "| non-stream | 1 | studiolm |" in results and "| stream | 4 | direct |" in results
+    assert "LiteLLM was not measured" in results
+    http = json.loads((tmp_path / "results" / "http.json").read_text())
+    assert {row["target"] for row in http} == {"direct", "studiolm"}
+    assert all(row["errors"] == 0 for row in http)  # c <= 4 stays inside the server's default limits
+    sdk = {row["client"] for row in json.loads((tmp_path / "results" / "sdk.json").read_text())}
+    assert {"raw httpx", "studiolm AsyncClient", "openai SDK"} <= sdk
+    assert json.loads((tmp_path / "results" / "run.json").read_text())["machine"]["cores"]
+
+
+def test_make_bench_refuses_an_unknown_section() -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--skip", "nope"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 2 and "'nope'" in done.stderr and "litellm" in done.stderr

@@ -197,12 +197,15 @@ def compile_schema(schema: Any) -> CompiledSchema:
 
 
 def canonical_schema_text(schema: Any) -> str:
-    """The cache key: compact JSON with sorted keys, after the size and nesting bounds are checked."""
+    """The cache key: compact JSON with sorted keys (its size bounded; the other budgets are checked
+    when a distinct schema is first compiled)."""
     if not isinstance(schema, Mapping | bool):
         _unsupported("", f"a JSON schema must be an object or a boolean, not {type(schema).__name__}")
-    check_document(schema)
     try:
         text = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except RecursionError:
+        check_document(schema)  # names the depth budget
+        raise
     except (TypeError, ValueError) as exc:
         raise InvalidSchemaError(f"the schema is not JSON: {exc}",
                                  errors=[{"path": "", "message": f"not JSON: {exc}"}]) from exc
@@ -257,6 +260,8 @@ def _rein_in(node: dict[str, Any], level: int) -> None:
 @functools.lru_cache(maxsize=SCHEMA_CACHE_SIZE)
 def _compile_cached(canonical: str) -> CompiledSchema:
     schema = json.loads(canonical)  # a private copy: the caller may mutate theirs afterwards
+    # The document budgets are checked once per distinct schema (a cache hit costs one json.dumps).
+    check_document(schema)
     validator_class = _dialect(schema)
     _check_metaschema(schema, validator_class)
     _check_patterns(schema)
