@@ -7,14 +7,17 @@
 * ``studiolm index [PATH]`` builds the local full-text index: over the folder PATH, or over the
   offline Wikipedia corpus when no PATH is given. ``studiolm ask --index DB`` searches that index.
 * ``studiolm models`` lists the models.
-* ``studiolm serve [--host 127.0.0.1] [--port 8000] [--model ID ...] [--api-key KEY ...]`` serves the
-  API over HTTP (see :mod:`agent.server._app`); without a key it only listens on loopback.
+* ``studiolm serve [--host 127.0.0.1] [--port 8000] [--model ID ...] [--api-key KEY ...] [--workers N]
+  [--max-concurrency N] [--max-queue N] [--queue-timeout S] [--max-connections N]`` serves the API over
+  HTTP (see :mod:`agent.server._app`); without a key it only listens on loopback. The limits default
+  to ``$STUDIOLM_MAX_CONCURRENCY`` etc., else to values chosen by the backend (:mod:`agent.server._limits`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import hashlib
 import json
 import sys
@@ -76,6 +79,20 @@ def _parser() -> argparse.ArgumentParser:
                             "comma-separated, which keeps keys out of the process list)")
     serve.add_argument("--search", choices=["auto", "web", "local", "none"], default=None,
                        help="search backend (default: $STUDIOLM_SEARCH or auto)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="worker processes on the one port (each loads its own copy of an embedded model)")
+    serve.add_argument("--max-concurrency", type=int, default=None, metavar="N",
+                       help="generations running at once (default: $STUDIOLM_MAX_CONCURRENCY, else by backend: "
+                            "256 for an HTTP upstream, 2 for the local model)")
+    serve.add_argument("--max-queue", type=int, default=None, metavar="N",
+                       help="requests waiting for a slot; more get 429 (default: $STUDIOLM_MAX_QUEUE, else "
+                            "1024 upstream, 16 local)")
+    serve.add_argument("--queue-timeout", type=float, default=None, metavar="S",
+                       help="seconds a request may wait for a slot before a 503 (default: "
+                            "$STUDIOLM_QUEUE_TIMEOUT, else 5)")
+    serve.add_argument("--max-connections", type=int, default=None, metavar="N",
+                       help="open connections; more get 503 (default: $STUDIOLM_MAX_CONNECTIONS, else 4096 "
+                            "within the file-descriptor limit)")
     serve.set_defaults(run=_serve)
     return parser
 
@@ -199,8 +216,17 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"error: `studiolm serve`: {exc}", file=sys.stderr)
         return 2
     asyncio.run(serve(host=args.host, port=args.port, api_keys=args.api_key, models=args.model,
-                      search=args.search))
+                      search=args.search, limits=_serve_limits(args), workers=args.workers))
     return 0
+
+
+def _serve_limits(args: argparse.Namespace) -> Any:
+    """The server's limits: the flags, else the environment, else the defaults (by backend kind)."""
+    from agent.server import limits_from_env
+
+    given = {"max_concurrent": args.max_concurrency, "max_queued": args.max_queue,
+             "queue_timeout": args.queue_timeout, "max_connections": args.max_connections}
+    return dataclasses.replace(limits_from_env(), **{k: v for k, v in given.items() if v is not None})
 
 
 def _models(args: argparse.Namespace) -> int:
