@@ -32,10 +32,12 @@ import dataclasses
 import json
 import logging
 import os
+import socket
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -354,8 +356,6 @@ def uvicorn_config(app: ASGIApp | str, *, host: str, port: int, limits: ServerLi
     installed (uvloop, httptools), our guarded protocol (:mod:`agent.server._conn`), the limits, and a
     log that says no request data and drops bursts of identical records (``configure_logging=False``
     leaves the process's logging alone, as an embedding application or a test wants)."""
-    import uvicorn
-
     from agent.server._conn import attach_limits, http_protocol
 
     log_config = _log_config(log_level, workers) if configure_logging else None
@@ -411,8 +411,6 @@ async def serve(
     environment by :func:`app_from_env` (so ``client`` must be None); with the embedded model each
     worker loads its own copy of the model (memory times ``workers``). Shutdown: see :mod:`agent.server._conn`.
     """
-    import uvicorn
-
     keys = resolve_api_keys(api_keys)
     check_bind(host, keys)
     limits = limits or limits_from_env()
@@ -428,10 +426,27 @@ async def serve(
         client = AsyncClient(search=search)
     app = create_app(client, api_keys=[k.decode("ascii") for k in keys], models=models, limits=limits)
     config = uvicorn_config(app, host=host, port=port, limits=limits, log_level=log_level)
+    server = _Server(config)
+    server.on_stopped = client.aclose
     try:
-        await uvicorn.Server(config).serve()
+        await server.serve()
     finally:
         await client.aclose()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, closing the client once the requests are done: after a SIGTERM uvicorn ends
+    by re-raising the signal (the process exits by it, as expected of it), so ``serve``'s own
+    ``finally`` would never run."""
+
+    on_stopped: Callable[[], Awaitable[None]] | None = None
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().shutdown(sockets)
+        finally:
+            if self.on_stopped is not None:
+                await self.on_stopped()
 
 
 def _serve_workers(*, host: str, port: int, keys: tuple[bytes, ...], models: Sequence[str] | None,
