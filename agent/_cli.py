@@ -21,7 +21,7 @@ import dataclasses
 import hashlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -215,9 +215,19 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError as exc:  # the `server` extra is missing; the message names it
         print(f"error: `studiolm serve`: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(serve(host=args.host, port=args.port, api_keys=args.api_key, models=args.model,
-                      search=args.search, limits=_serve_limits(args), workers=args.workers))
+    _run_fast(serve(host=args.host, port=args.port, api_keys=args.api_key, models=args.model,
+                    search=args.search, limits=_serve_limits(args), workers=args.workers))
     return 0
+
+
+def _run_fast(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop when it is installed (the ``server`` extra brings it), else on asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 def _serve_limits(args: argparse.Namespace) -> Any:

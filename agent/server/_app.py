@@ -67,7 +67,14 @@ from agent.server._io import (
     send_json,
     status_for,
 )
-from agent.server._limits import GenerationLimiter, Refusal, ServerLimits, generation_slots, limits_from_env
+from agent.server._limits import (
+    WORKER_HEALTHCHECK_SECONDS,
+    GenerationLimiter,
+    Refusal,
+    ServerLimits,
+    generation_slots,
+    limits_from_env,
+)
 from agent.server._openapi import openapi_document
 
 __all__ = ["app_from_env", "chat_params", "create_app", "serve", "uvicorn_config"]
@@ -364,7 +371,8 @@ def uvicorn_config(app: ASGIApp | str, *, host: str, port: int, limits: ServerLi
                             log_config=log_config, lifespan="off", server_header=False,
                             timeout_graceful_shutdown=limits.shutdown_grace, loop="auto", http=http_protocol(),
                             h11_max_incomplete_event_size=2 * limits.max_header_bytes,
-                            workers=workers, factory=isinstance(app, str))
+                            workers=workers, factory=isinstance(app, str),
+                            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)
     attach_limits(config, limits)
     return config
 

@@ -56,8 +56,10 @@ __all__ = [
 #: are counted and the count is appended to the first record of the next window.
 LOG_REPEAT_BURST = 5
 LOG_REPEAT_WINDOW_SECONDS = 10.0
-#: Most distinct records tracked by :class:`RepeatFilter` (the table is cleared past it).
+#: Most distinct records tracked by :class:`RepeatFilter` (the table is cleared past it), and how much
+#: of a record's first line tells records apart.
 _LOG_KEYS = 1024
+_LOG_KEY_CHARS = 200
 #: Where the guarded protocols leave the server's :class:`Shutdown` in the ASGI lifespan state, which
 #: every request's ``scope["state"]`` shares.
 SHUTDOWN_STATE_KEY = "studiolm.shutdown"
@@ -257,8 +259,9 @@ def attach_limits(config: Any, limits: ServerLimits) -> None:
 
 
 class RepeatFilter(logging.Filter):
-    """Lets :data:`LOG_REPEAT_BURST` identical records through per :data:`LOG_REPEAT_WINDOW_SECONDS`;
-    the first record after a window in which some were dropped says how many."""
+    """Lets :data:`LOG_REPEAT_BURST` identical records (same logger, level and first line of the
+    message template) through per :data:`LOG_REPEAT_WINDOW_SECONDS`; the first record after a window
+    in which some were dropped says how many."""
 
     def __init__(self, burst: int = LOG_REPEAT_BURST, window: float = LOG_REPEAT_WINDOW_SECONDS) -> None:
         super().__init__()
@@ -267,7 +270,9 @@ class RepeatFilter(logging.Filter):
         self._seen: dict[tuple[str, int, str], list[float]] = {}  # key -> [window start, count, dropped]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.name, record.levelno, str(record.msg))
+        # The first line names the event; later lines may differ every time (asyncio's "Exception in
+        # callback" records quote a timer's due time), which must not make each record new.
+        key = (record.name, record.levelno, str(record.msg).partition("\n")[0][:_LOG_KEY_CHARS])
         now = time.monotonic()
         entry = self._seen.get(key)
         if entry is None or now - entry[0] >= self.window:

@@ -49,6 +49,7 @@ __all__ = [
     "SHUTDOWN_GRACE_SECONDS",
     "SLOTS_BY_BACKEND",
     "STREAM_HOLD_SECONDS",
+    "WORKER_HEALTHCHECK_SECONDS",
     "GenerationLimiter",
     "Refusal",
     "ServerLimits",
@@ -99,6 +100,9 @@ MAX_HEADERS = 100
 #: Lowered further when the process's file-descriptor limit is lower (two descriptors a request:
 #: the client's connection and, for an HTTP upstream, ours).
 MAX_CONNECTIONS = 4096
+#: How long a worker process (``--workers``) may take to answer its supervisor's health check before
+#: it is replaced: importing the stack (and loading a local model) takes seconds on a busy machine.
+WORKER_HEALTHCHECK_SECONDS = 60
 #: The environment variables that override the generation limits (read by :func:`limits_from_env`).
 LIMIT_ENV_VARS = {
     "max_concurrent": "STUDIOLM_MAX_CONCURRENCY",
