@@ -11,12 +11,15 @@ the OpenAI envelope ``{"error": {"message", "type", "param", "code"}}`` with the
 401  missing or invalid API key (when keys are configured)
 403  no key configured and a non-loopback ``Host`` header (DNS-rebinding guard)
 404  unknown model (listing the served ones) or route;  405 wrong method
+408  the header block or the body did not arrive in time (slowloris); the connection is closed
 413  body larger than the cap (from ``Content-Length`` up front, or while reading)
 415  body not sent as ``application/json`` (so browsers cannot post to an unkeyed server cross-site)
 422  JSON mode: the output never validated
 429  the generation queue is full (``Retry-After``), or the upstream rate-limited us
+431  header block over the size or line limit (answered before the HTTP parser, then closed)
 502  upstream failed or refused us, or a toolset could not list its tools
-503  no generation slot in time (``Retry-After``);  504  upstream timeout
+503  no generation slot in time, too many open connections, or shutting down (``Retry-After``)
+504  upstream timeout
 500  anything unexpected: a generic envelope; the log gets the type and stack, never the message
 ===  ===========================================================================================
 
@@ -24,6 +27,9 @@ Request bodies: the fields of the request contract (:mod:`agent._contract`, the 
 ``create`` takes) with its defaults and validation, plus ``max_tokens`` and the number of messages
 bounded (:mod:`agent.server._limits`). A JSON ``null`` for an optional parameter means "use the
 default", as in OpenAI's API. Other fields are refused with 400 naming the field.
+
+Connection limits, deadlines and the shutdown contract: :mod:`agent.server._conn`; their values and
+the generation limits by backend kind: :mod:`agent.server._limits`.
 """
 
 from __future__ import annotations
@@ -414,6 +420,7 @@ async def serve(
     Refuses (:class:`BadRequestError`, ``param="host"``) a non-loopback ``host`` without API keys,
     before anything is loaded. ``client`` defaults to ``AsyncClient(search=search)`` (configured by
     the environment, see :mod:`agent._config`). ``limits`` default to :func:`limits_from_env` ``()``.
+    It runs on the caller's event loop (``studiolm serve`` uses uvloop when installed).
 
     ``workers > 1`` runs that many processes on one port, each with its own client built from the
     environment by :func:`app_from_env` (so ``client`` must be None); with the embedded model each
