@@ -30,7 +30,6 @@ from tests.agent.server.server_harness import (
     FakeUpstream,
     ServerThread,
     SlowModel,
-    StartServer,
     read_response,
     status_of,
 )
@@ -93,12 +92,13 @@ def test_the_generation_limits_follow_the_backend_kind() -> None:
     assert defaults.queue_timeout <= 5
 
 
+@PROTOCOLS
 def test_c64_against_an_upstream_with_the_defaults_has_no_errors(
-        start_server: StartServer, upstream: tuple[FakeUpstream, ServerThread]) -> None:
+        start_guarded: object, upstream: tuple[FakeUpstream, ServerThread], protocol: str) -> None:
     fake, fake_server = upstream
     fake.words, fake.word_delay = ["word"] * 5, 0.01  # every request overlaps the others
     backend = OpenAICompatibleBackend("sk-up", f"{fake_server.url}/v1", max_retries=0)
-    server = start_server(backend, search=None, api_keys=[])
+    server = start_guarded(backend, ServerLimits(), protocol)  # type: ignore[operator]
 
     async def run() -> list[int]:
         async with httpx.AsyncClient(base_url=server.url, timeout=60,
@@ -107,10 +107,10 @@ def test_c64_against_an_upstream_with_the_defaults_has_no_errors(
                 body = {**CHAT, "stream": i % 2 == 0, "web_search": False}
                 return (await http.post("/v1/chat/completions", json=body)).status_code
 
-            return list(await asyncio.gather(*(one(i) for i in range(192))))
+            return list(await asyncio.gather(*(one(i) for i in range(640))))
 
     statuses = asyncio.run(run())
-    assert statuses == [200] * 192
+    assert statuses == [200] * 640
 
 
 def test_limits_come_from_the_flags_then_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
