@@ -11,18 +11,21 @@
 * ``studiolm models`` lists the models.
 * ``studiolm extract --schema S INPUT… -o out.jsonl`` extracts one record per document (see
   :mod:`agent._cli_extract`).
-* ``studiolm serve [--host 127.0.0.1] [--port 8000] [--model ID ...] [--api-key KEY ...]`` serves the
-  API over HTTP (see :mod:`agent.server._app`); without a key it only listens on loopback.
+* ``studiolm serve [--host 127.0.0.1] [--port 8000] [--model ID ...] [--api-key KEY ...] [--workers N]
+  [--max-concurrency N] [--max-queue N] [--queue-timeout S] [--max-connections N]`` serves the API over
+  HTTP (see :mod:`agent.server._app`); without a key it only listens on loopback. The limits default
+  to ``$STUDIOLM_MAX_CONCURRENCY`` etc., else to values chosen by the backend (:mod:`agent.server._limits`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import hashlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -82,6 +85,20 @@ def _parser() -> argparse.ArgumentParser:
                             "comma-separated, which keeps keys out of the process list)")
     serve.add_argument("--search", choices=["auto", "web", "local", "none"], default=None,
                        help="search backend (default: $STUDIOLM_SEARCH or auto)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="worker processes on the one port (each loads its own copy of an embedded model)")
+    serve.add_argument("--max-concurrency", type=int, default=None, metavar="N",
+                       help="generations running at once (default: $STUDIOLM_MAX_CONCURRENCY, else by backend: "
+                            "256 for an HTTP upstream, 2 for the local model)")
+    serve.add_argument("--max-queue", type=int, default=None, metavar="N",
+                       help="requests waiting for a slot; more get 429 (default: $STUDIOLM_MAX_QUEUE, else "
+                            "1024 upstream, 16 local)")
+    serve.add_argument("--queue-timeout", type=float, default=None, metavar="S",
+                       help="seconds a request may wait for a slot before a 503 (default: "
+                            "$STUDIOLM_QUEUE_TIMEOUT, else 5)")
+    serve.add_argument("--max-connections", type=int, default=None, metavar="N",
+                       help="open connections; more get 503 (default: $STUDIOLM_MAX_CONNECTIONS, else 4096 "
+                            "within the file-descriptor limit)")
     serve.set_defaults(run=_serve)
     add_extract_parser(sub)
     add_research_parser(sub)
@@ -206,9 +223,28 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError as exc:  # the `server` extra is missing; the message names it
         print(f"error: `studiolm serve`: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(serve(host=args.host, port=args.port, api_keys=args.api_key, models=args.model,
-                      search=args.search))
+    _run_fast(serve(host=args.host, port=args.port, api_keys=args.api_key, models=args.model,
+                    search=args.search, limits=_serve_limits(args), workers=args.workers))
     return 0
+
+
+def _run_fast(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop when it is installed (the ``server`` extra brings it), else on asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
+def _serve_limits(args: argparse.Namespace) -> Any:
+    """The server's limits: the flags, else the environment, else the defaults (by backend kind)."""
+    from agent.server import limits_from_env
+
+    given = {"max_concurrent": args.max_concurrency, "max_queued": args.max_queue,
+             "queue_timeout": args.queue_timeout, "max_connections": args.max_connections}
+    return dataclasses.replace(limits_from_env(), **{k: v for k, v in given.items() if v is not None})
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -8,12 +8,12 @@ when the server is asked for, naming the extra to install.
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from agent.server._limits import ServerLimits
+from agent.server._limits import ServerLimits, limits_from_env
 
 if TYPE_CHECKING:
     from agent.server._app import create_app, serve
 
-__all__ = ["ServerLimits", "create_app", "serve"]
+__all__ = ["ServerLimits", "create_app", "limits_from_env", "serve"]
 
 
 def __getattr__(name: str) -> Any:

@@ -11,12 +11,15 @@ the OpenAI envelope ``{"error": {"message", "type", "param", "code"}}`` with the
 401  missing or invalid API key (when keys are configured)
 403  no key configured and a non-loopback ``Host`` header (DNS-rebinding guard)
 404  unknown model (listing the served ones) or route;  405 wrong method
+408  the header block or the body did not arrive in time (slowloris); the connection is closed
 413  body larger than the cap (from ``Content-Length`` up front, or while reading)
 415  body not sent as ``application/json`` (so browsers cannot post to an unkeyed server cross-site)
 422  JSON mode: the output never validated
 429  the generation queue is full (``Retry-After``), or the upstream rate-limited us
+431  header block over the size or line limit (answered before the HTTP parser, then closed)
 502  upstream failed or refused us, or a toolset could not list its tools
-503  no generation slot in time (``Retry-After``);  504  upstream timeout
+503  no generation slot in time, too many open connections, or shutting down (``Retry-After``)
+504  upstream timeout
 500  anything unexpected: a generic envelope; the log gets the type and stack, never the message
 ===  ===========================================================================================
 
@@ -24,16 +27,23 @@ Request bodies: the fields of the request contract (:mod:`agent._contract`, the 
 ``create`` takes) with its defaults and validation, plus ``max_tokens`` and the number of messages
 bounded (:mod:`agent.server._limits`). A JSON ``null`` for an optional parameter means "use the
 default", as in OpenAI's API. Other fields are refused with 400 naming the field.
+
+Connection limits, deadlines and the shutdown contract: :mod:`agent.server._conn`; their values and
+the generation limits by backend kind: :mod:`agent.server._limits`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import os
+import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -46,6 +56,7 @@ from agent._contract import FIELDS
 from agent._exceptions import BadRequestError, NotFoundError, StudiolmError
 from agent._wire import error_body
 from agent.server._auth import AccessMiddleware, check_bind, resolve_api_keys
+from agent.server._conn import SHUTDOWN_STATE_KEY, Shutdown
 from agent.server._io import (
     BodyProblem,
     Sender,
@@ -62,10 +73,17 @@ from agent.server._io import (
     send_json,
     status_for,
 )
-from agent.server._limits import SHUTDOWN_GRACE_SECONDS, GenerationLimiter, Refusal, ServerLimits
+from agent.server._limits import (
+    WORKER_HEALTHCHECK_SECONDS,
+    GenerationLimiter,
+    Refusal,
+    ServerLimits,
+    generation_slots,
+    limits_from_env,
+)
 from agent.server._openapi import openapi_document
 
-__all__ = ["chat_params", "create_app", "serve"]
+__all__ = ["app_from_env", "chat_params", "create_app", "serve", "uvicorn_config"]
 
 logger = logging.getLogger("studiolm.server")
 
@@ -112,9 +130,11 @@ class _State:
 
     def __init__(self, client: AsyncClient, limits: ServerLimits, models: frozenset[str] | None) -> None:
         self.client = client
-        self.limits = limits
         self.models = models
-        self.limiter = GenerationLimiter(limits.max_concurrent, limits.max_queued, limits.queue_timeout)
+        concurrent, queued = generation_slots(limits, client.backend)
+        # Concrete numbers from here on, so the OpenAPI document and messages show what is enforced.
+        self.limits = limits = dataclasses.replace(limits, max_concurrent=concurrent, max_queued=queued)
+        self.limiter = GenerationLimiter(concurrent, queued, limits.queue_timeout)
         self._openapi = dumps(openapi_document(limits))
 
     async def list_models(self, request: Request) -> Response:
@@ -157,7 +177,8 @@ class _ChatEndpoint:
         except StudiolmError as exc:
             await send_error(sender, exc)
             return
-        await run_until_disconnect(receive, self._generate(params, sender), lambda: sender.complete)
+        work = self._generate(params, sender, shutdown_of(scope))
+        await run_until_disconnect(receive, work, lambda: sender.complete)
 
     async def _body(self, scope: Scope, receive: Receive, sender: Sender) -> Any:
         """The parsed JSON body, or ``_ANSWERED`` once the error response went out."""
@@ -165,11 +186,16 @@ class _ChatEndpoint:
         headers = dict(scope["headers"])  # a repeated header keeps its last value; h11 refuses two lengths
         error = _content_problem(headers, limit)
         if error is None:
-            raw = await read_body(receive, limit)
+            raw = await read_body(receive, limit, self._state.limits.body_timeout)
             if raw is BodyProblem.DISCONNECTED:
                 return _ANSWERED
             if raw is BodyProblem.TOO_LARGE:
                 error = _too_large(limit)
+            elif raw is BodyProblem.TIMED_OUT:
+                error = problem(f"the request body did not arrive within {self._state.limits.body_timeout:g} s",
+                                status=408, error_type="invalid_request_error", code="request_timeout")
+                await send_error(sender, error, [(b"connection", b"close")])
+                return _ANSWERED
             else:
                 try:
                     return json.loads(raw)
@@ -179,17 +205,17 @@ class _ChatEndpoint:
         await send_error(sender, error)
         return _ANSWERED
 
-    async def _generate(self, params: dict[str, Any], sender: Sender) -> None:
+    async def _generate(self, params: dict[str, Any], sender: Sender, shutdown: Shutdown | None) -> None:
         refusal = await self._state.limiter.acquire()
         if refusal is not None:
-            await send_error(sender, _overloaded(refusal, self._state.limits.retry_after))
+            await send_error(sender, _overloaded(refusal, self._state.limits))
             return
         try:
             result = await self._state.client.chat.completions.create(**params)
             if isinstance(result, AsyncStream):
                 limits = self._state.limits
                 await pump_sse(result, sender, keepalive=limits.keepalive, hold=limits.stream_hold,
-                               where=f"POST {_CHAT}")
+                               where=f"POST {_CHAT}", shutdown=shutdown)
             else:
                 await send_json(sender, 200, result)
         except Exception as exc:
@@ -239,14 +265,21 @@ def _too_large(limit: int) -> StudiolmError:
                    error_type="invalid_request_error", code="request_too_large")
 
 
-def _overloaded(refusal: Refusal, retry_after: int) -> StudiolmError:
+def shutdown_of(scope: Scope) -> Shutdown | None:
+    """The server's :class:`~agent.server._conn.Shutdown` (None under a server without our protocols)."""
+    shutdown = scope.get("state", {}).get(SHUTDOWN_STATE_KEY)
+    return shutdown if isinstance(shutdown, Shutdown) else None
+
+
+def _overloaded(refusal: Refusal, limits: ServerLimits) -> StudiolmError:
+    busy = f"{limits.max_concurrent} generations running"
     if refusal is Refusal.QUEUE_FULL:
-        error = problem("too many requests are waiting for a generation slot; retry later", status=429,
+        error = problem(f"the server is busy ({busy}, {limits.max_queued} waiting); retry later", status=429,
                         error_type="rate_limit_error", code="server_queue_full")
     else:
-        error = problem("no generation slot became free in time; retry later", status=503,
-                        error_type="server_error", code="server_overloaded")
-    error.retry_after = retry_after  # type: ignore[attr-defined]
+        error = problem(f"no generation slot became free within {limits.queue_timeout:g} s ({busy}); "
+                        "retry later", status=503, error_type="server_error", code="server_overloaded")
+    error.retry_after = limits.retry_after  # type: ignore[attr-defined]
     return error
 
 
@@ -311,6 +344,65 @@ class _Outermost:
             logger.info('"%s %s" %s %.0f ms', scope["method"], path, status or "-", took)
 
 
+#: The environment variables :func:`app_from_env` reads, set by :func:`serve` for its worker processes.
+MODELS_ENV = "STUDIOLM_SERVER_MODELS"
+LIMITS_ENV = "STUDIOLM_SERVER_LIMITS"  # the whole ServerLimits as JSON
+
+
+def app_from_env() -> ASGIApp:
+    """The app factory uvicorn's worker processes call (``agent.server._app:app_from_env``): a client
+    configured by the environment (:mod:`agent._config`), the keys in ``STUDIOLM_SERVER_API_KEYS``,
+    the models in ``STUDIOLM_SERVER_MODELS`` (comma-separated) and the limits :func:`serve` passed."""
+    env = os.environ
+    models = [m for m in env.get(MODELS_ENV, "").split(",") if m] or None
+    return create_app(AsyncClient(), api_keys=None, models=models, limits=_limits_in_env(env))
+
+
+def _limits_in_env(env: Mapping[str, str]) -> ServerLimits:
+    raw = env.get(LIMITS_ENV)
+    return ServerLimits(**json.loads(raw)) if raw else limits_from_env(env=env)
+
+
+def uvicorn_config(app: ASGIApp | str, *, host: str, port: int, limits: ServerLimits, log_level: str = "info",
+                   workers: int = 1, configure_logging: bool = True) -> Any:
+    """The ``uvicorn.Config`` for ``app`` (an app, or an app factory's import path): the fastest stack
+    installed (uvloop, httptools), our guarded protocol (:mod:`agent.server._conn`), the limits, and a
+    log that says no request data and drops bursts of identical records (``configure_logging=False``
+    leaves the process's logging alone, as an embedding application or a test wants)."""
+    from agent.server._conn import attach_limits, http_protocol
+
+    log_config = _log_config(log_level, workers) if configure_logging else None
+    # h11's own limit (it answers 400) sits above ours, so the guard answers 431 first.
+    config = uvicorn.Config(app, host=host, port=port, access_log=False, log_level=log_level,
+                            log_config=log_config, lifespan="off", server_header=False,
+                            timeout_graceful_shutdown=limits.shutdown_grace, loop="auto", http=http_protocol(),
+                            h11_max_incomplete_event_size=2 * limits.max_header_bytes,
+                            workers=workers, factory=isinstance(app, str),
+                            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)
+    attach_limits(config, limits)
+    return config
+
+
+def _log_config(log_level: str, workers: int) -> dict[str, Any]:
+    from uvicorn.config import LOGGING_CONFIG
+
+    # With several workers each line says which process wrote it.
+    fmt = "%(levelprefix)s [%(process)d] %(message)s" if workers > 1 else "%(levelprefix)s %(message)s"
+    handlers = {name: {**handler, "filters": ["repeats"]} for name, handler in LOGGING_CONFIG["handlers"].items()}
+    handlers["studiolm"] = {**handlers["default"], "formatter": "studiolm"}
+    return {**LOGGING_CONFIG,
+            "filters": {"repeats": {"()": "agent.server._conn.RepeatFilter"}},
+            "formatters": {**LOGGING_CONFIG["formatters"],
+                           "studiolm": {"()": "uvicorn.logging.DefaultFormatter", "fmt": fmt}},
+            "handlers": handlers,
+            "loggers": {
+                **LOGGING_CONFIG["loggers"],
+                "studiolm.server": {"handlers": ["studiolm"], "level": log_level.upper(), "propagate": False},
+                # asyncio reports accept() failing at the fd limit; through our filter, not stderr raw.
+                "asyncio": {"handlers": ["default"], "level": "WARNING", "propagate": False},
+            }}
+
+
 async def serve(
     client: AsyncClient | None = None,
     *,
@@ -321,30 +413,70 @@ async def serve(
     limits: ServerLimits | None = None,
     search: str | None = None,
     log_level: str = "info",
+    workers: int = 1,
 ) -> None:
-    """Serve with uvicorn until interrupted, then close the client.
+    """Serve with uvicorn until interrupted (SIGINT/SIGTERM), then close the client.
 
     Refuses (:class:`BadRequestError`, ``param="host"``) a non-loopback ``host`` without API keys,
     before anything is loaded. ``client`` defaults to ``AsyncClient(search=search)`` (configured by
-    the environment, see :mod:`agent._config`).
-    """
-    import uvicorn
-    from uvicorn.config import LOGGING_CONFIG
+    the environment, see :mod:`agent._config`). ``limits`` default to :func:`limits_from_env` ``()``.
+    It runs on the caller's event loop (``studiolm serve`` uses uvloop when installed).
 
+    ``workers > 1`` runs that many processes on one port, each with its own client built from the
+    environment by :func:`app_from_env` (so ``client`` must be None); with the embedded model each
+    worker loads its own copy of the model (memory times ``workers``). Shutdown: see :mod:`agent.server._conn`.
+    """
     keys = resolve_api_keys(api_keys)
     check_bind(host, keys)
+    limits = limits or limits_from_env()
+    if workers < 1:
+        raise BadRequestError("must be at least 1", param="workers")
+    if workers > 1:
+        if client is not None:
+            raise BadRequestError("several workers build their own clients: pass no client", param="client")
+        _serve_workers(host=host, port=port, keys=keys, models=models, limits=limits, search=search,
+                       log_level=log_level, workers=workers)
+        return
     if client is None:
         client = AsyncClient(search=search)
     app = create_app(client, api_keys=[k.decode("ascii") for k in keys], models=models, limits=limits)
-    log_config = {**LOGGING_CONFIG, "loggers": {
-        **LOGGING_CONFIG["loggers"],
-        "studiolm.server": {"handlers": ["default"], "level": log_level.upper(), "propagate": False},
-    }}
-    # uvicorn's own access log would print query strings; ours (above) does not.
-    config = uvicorn.Config(app, host=host, port=port, access_log=False, log_level=log_level,
-                            log_config=log_config, lifespan="off", server_header=False,
-                            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
+    config = uvicorn_config(app, host=host, port=port, limits=limits, log_level=log_level)
+    server = _Server(config)
+    server.on_stopped = client.aclose
     try:
-        await uvicorn.Server(config).serve()
+        await server.serve()
     finally:
         await client.aclose()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, closing the client once the requests are done: after a SIGTERM uvicorn ends
+    by re-raising the signal (the process exits by it, as expected of it), so ``serve``'s own
+    ``finally`` would never run."""
+
+    on_stopped: Callable[[], Awaitable[None]] | None = None
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().shutdown(sockets)
+        finally:
+            if self.on_stopped is not None:
+                await self.on_stopped()
+
+
+def _serve_workers(*, host: str, port: int, keys: tuple[bytes, ...], models: Sequence[str] | None,
+                   limits: ServerLimits, search: str | None, log_level: str, workers: int) -> None:
+    """uvicorn's process supervisor; blocks (the caller's loop has nothing else to do) until a signal."""
+    from uvicorn.supervisors import Multiprocess
+
+    from agent.server._auth import API_KEYS_ENV
+
+    # The workers are spawned (a fresh interpreter each): everything they need goes through the environment.
+    os.environ[API_KEYS_ENV] = ",".join(k.decode("ascii") for k in keys)
+    os.environ[MODELS_ENV] = ",".join(models or ())
+    os.environ[LIMITS_ENV] = json.dumps(dataclasses.asdict(limits))
+    if search is not None:
+        os.environ["STUDIOLM_SEARCH"] = search
+    config = uvicorn_config(f"{__name__}:app_from_env", host=host, port=port, limits=limits,
+                            log_level=log_level, workers=workers)
+    Multiprocess(config, sockets=[config.bind_socket()]).run()

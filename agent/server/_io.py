@@ -8,6 +8,7 @@ Bodies are never built here: responses and chunks come from the SDK (:mod:`agent
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import json
 import logging
@@ -15,7 +16,7 @@ import math
 import traceback
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.types import Message, Receive, Send
 
@@ -35,6 +36,9 @@ from agent._exceptions import (
 )
 from agent._wire import error_body
 
+if TYPE_CHECKING:
+    from agent.server._conn import Shutdown
+
 __all__ = [
     "CHAT_SSE",
     "SSE_HEADERS",
@@ -53,6 +57,7 @@ __all__ = [
     "run_until_disconnect",
     "send_error",
     "send_json",
+    "shutting_down",
     "status_for",
 ]
 
@@ -114,6 +119,14 @@ def as_error(exc: Exception, where: str) -> StudiolmError:
     return internal_error()
 
 
+def shutting_down(retry_after: int = 2) -> StudiolmError:
+    """What a stream still open when the shutdown drain ends gets (an SSE error event, or a 503)."""
+    error = problem("the server is shutting down; retry the request", status=503, error_type="server_error",
+                    code="server_shutting_down")
+    error.retry_after = retry_after  # type: ignore[attr-defined]
+    return error
+
+
 def internal_error() -> StudiolmError:
     """The generic 500: no detail of what went wrong reaches the caller."""
     return problem("internal server error; the server log has the details", status=500,
@@ -171,10 +184,20 @@ class BodyProblem(enum.Enum):
 
     TOO_LARGE = "too_large"
     DISCONNECTED = "disconnected"
+    TIMED_OUT = "timed_out"
 
 
-async def read_body(receive: Receive, limit: int) -> bytes | BodyProblem:
-    """The request body, read piece by piece; stops as soon as it passes ``limit`` bytes."""
+async def read_body(receive: Receive, limit: int, deadline: float | None = None) -> bytes | BodyProblem:
+    """The request body, read piece by piece; stops as soon as it passes ``limit`` bytes, or when it
+    has not all arrived ``deadline`` seconds after the first read (a client trickling a body)."""
+    try:
+        async with asyncio.timeout(deadline):
+            return await _read_body(receive, limit)
+    except TimeoutError:
+        return BodyProblem.TIMED_OUT
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | BodyProblem:
     body = bytearray()
     while True:
         message = await receive()
@@ -243,44 +266,54 @@ CHAT_SSE = SseFormat(encode=lambda chunk: b"data: " + dumps(chunk) + b"\n\n", he
 
 
 async def pump_sse(stream: EventStream, sender: Sender, *, keepalive: float, hold: float, where: str,
-                   fmt: SseFormat = CHAT_SSE) -> None:
+                   fmt: SseFormat = CHAT_SSE, shutdown: Shutdown | None = None) -> None:
     """Send ``stream`` as Server-Sent Events: one complete ``data:`` event per write.
 
     The first chunks (the role chunk, early steps) are held back until the first token or for
     ``hold`` seconds, so a failure that comes first (the upstream is down) still gets its real HTTP
     status. Then every ``keepalive`` seconds of silence bring a ``: keep-alive`` comment. A failure
     after the headers is one ``data: {"error": …}`` event, then the end; a normal end is
-    ``data: [DONE]``.
+    ``data: [DONE]``. A server shutdown (``shutdown``) that outlasts its drain ends the stream the same
+    way, with :func:`shutting_down`.
     """
     queue: asyncio.Queue[Any] = asyncio.Queue(SSE_BUFFERED_CHUNKS)
     producer = asyncio.ensure_future(_produce(stream, queue, where))
-    held: list[bytes] = []
-    commit_at = asyncio.get_running_loop().time() + hold
     try:
-        while True:
-            try:
-                async with asyncio.timeout_at(None if sender.started else commit_at):
-                    async with asyncio.timeout(keepalive):
-                        item = await queue.get()
-            except TimeoutError:
-                if held or not sender.started:
-                    await _flush(sender, held)
-                else:
-                    await sender.body(KEEPALIVE)
-                continue
-            if isinstance(item, StudiolmError):
-                await _fail(sender, item, fmt)
-                return
-            if item is None:
-                await _flush(sender, held)
-                await sender.body(fmt.done, more=False)
-                return
-            held.append(fmt.encode(item))
-            if sender.started or (len(held) > 1 and not fmt.held(item)):
-                await _flush(sender, held)
+        with shutdown.stream() if shutdown is not None else contextlib.nullcontext():
+            await _pump(queue, sender, keepalive, hold, fmt)
+    except asyncio.CancelledError:
+        if shutdown is None or not shutdown.ended(asyncio.current_task()):
+            raise
+        await _fail(sender, shutting_down(), fmt)
     finally:
         producer.cancel()
         await asyncio.gather(producer, return_exceptions=True)
+
+
+async def _pump(queue: asyncio.Queue[Any], sender: Sender, keepalive: float, hold: float, fmt: SseFormat) -> None:
+    held: list[bytes] = []
+    commit_at = asyncio.get_running_loop().time() + hold
+    while True:
+        try:
+            async with asyncio.timeout_at(None if sender.started else commit_at):
+                async with asyncio.timeout(keepalive):
+                    item = await queue.get()
+        except TimeoutError:
+            if held or not sender.started:
+                await _flush(sender, held)
+            else:
+                await sender.body(KEEPALIVE)
+            continue
+        if isinstance(item, StudiolmError):
+            await _fail(sender, item, fmt)
+            return
+        if item is None:
+            await _flush(sender, held)
+            await sender.body(fmt.done, more=False)
+            return
+        held.append(fmt.encode(item))
+        if sender.started or (len(held) > 1 and not fmt.held(item)):
+            await _flush(sender, held)
 
 
 async def _produce(stream: EventStream, queue: asyncio.Queue[Any], where: str) -> None:

@@ -24,12 +24,15 @@ _ERROR_STATUSES = {
     "401": "Missing or invalid API key.",
     "403": "No API key is configured and the Host header is not a loopback name.",
     "404": "Unknown model (the message lists the available ones).",
+    "408": "The request headers or body did not arrive in time; the connection is closed.",
     "413": "The request body is larger than the limit.",
     "415": "The body is not sent as `application/json`.",
     "422": "JSON mode: the model's output never validated.",
     "429": "Too many requests waiting for a generation slot, or the upstream rate-limited us (`Retry-After`).",
+    "431": "The request headers are over the size or count limit; the connection is closed.",
     "502": "The upstream model server failed or could not be reached, or a toolset could not list its tools.",
-    "503": "No generation slot became free in time (`Retry-After`).",
+    "503": "No generation slot became free in time, too many open connections, or the server is shutting "
+           "down (`Retry-After`).",
     "504": "The upstream model server timed out.",
 }
 

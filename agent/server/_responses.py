@@ -19,7 +19,8 @@ from starlette.types import Receive, Scope, Send
 from agent._exceptions import BadRequestError, NotFoundError, StudiolmError
 from agent._responses_api import AsyncResponseStream
 from agent._responses_wire import ResponseStreamEvent
-from agent.server._app import _ANSWERED, _ChatEndpoint, _error_response, _overloaded, _State
+from agent.server._app import _ANSWERED, _ChatEndpoint, _error_response, _overloaded, _State, shutdown_of
+from agent.server._conn import Shutdown
 from agent.server._io import (
     Sender,
     SseFormat,
@@ -73,19 +74,21 @@ class _ResponsesEndpoint(_ChatEndpoint):
         except StudiolmError as exc:
             await send_error(sender, exc)
             return
-        await run_until_disconnect(receive, self._generate(params, sender), lambda: sender.complete)
+        work = self._generate(params, sender, shutdown_of(scope))
+        await run_until_disconnect(receive, work, lambda: sender.complete)
 
-    async def _generate(self, params: dict[str, Any], sender: Sender) -> None:
+    async def _generate(self, params: dict[str, Any], sender: Sender, shutdown: Shutdown | None) -> None:
         refusal = await self._state.limiter.acquire()
         if refusal is not None:
-            await send_error(sender, _overloaded(refusal, self._state.limits.retry_after))
+            await send_error(sender, _overloaded(refusal, self._state.limits))
             return
         try:
             result = await self._state.client.responses.create(**params)
             if isinstance(result, AsyncResponseStream):
                 limits = self._state.limits
                 await pump_sse(result, sender, keepalive=limits.keepalive, hold=limits.stream_hold,
-                               where=f"POST {RESPONSES}", fmt=_sse_format(result))
+                               where=f"POST {RESPONSES}", fmt=_sse_format(result),
+                               shutdown=shutdown)
             else:
                 await send_json(sender, 200, result)
         except Exception as exc:

@@ -50,9 +50,10 @@ def scripted_model() -> ScriptedModel:
 class ServerThread:
     """A real uvicorn server for ``app`` on a free loopback port, on its own thread and event loop."""
 
-    def __init__(self, app: ASGIApp, host: str = "127.0.0.1") -> None:
+    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", config: uvicorn.Config | None = None) -> None:
         # log_config=None: uvicorn leaves logging alone, so its records reach pytest's caplog.
-        config = uvicorn.Config(app, host=host, port=0, log_config=None, access_log=False, lifespan="off")
+        if config is None:
+            config = uvicorn.Config(app, host=host, port=0, log_config=None, access_log=False, lifespan="off")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="uvicorn-test", daemon=True)
         self.host = host
