@@ -136,7 +136,7 @@ def _print_chunk(chunk: dict[str, Any], *, raw: bool, out: TextIO = sys.stdout, 
         print(json.dumps(chunk), file=out, flush=True)
         return
     if "step" in chunk:
-        print(f"  · {terminal_safe(_describe(chunk['step']))}", file=err, flush=True)
+        print(f"  · {terminal_safe(_describe(chunk['step']), keep_newlines=True)}", file=err, flush=True)
     choice = chunk["choices"][0]
     print(terminal_safe(choice["delta"].get("content") or "", keep_newlines=True), end="", file=out, flush=True)
     if choice.get("finish_reason"):
