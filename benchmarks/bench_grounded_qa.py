@@ -126,7 +126,7 @@ def render(results: dict[str, Any]) -> str:
     """The markdown report for every tier measured so far."""
     lines = [
         "# Grounded QA on the embedded model tiers (offline index)", "",
-        f"Questions: `benchmarks/grounded_qa_questions.json` (made by `python -m benchmarks.make_grounded_qa`, "
+        "Questions: `benchmarks/grounded_qa_questions.json` (made by `python -m benchmarks.make_grounded_qa`, "
         "checked by `python -m benchmarks.check_grounded_qa`): capitals, nationalities and authors of works "
         "whose answers are in the offline corpus, plus made-up \"not in the sources\" questions. Temperature 0. "
         "Accuracy = an expected answer appears in the reply (normalised, whole words); abstention = the reply "
@@ -151,7 +151,7 @@ def render(results: dict[str, Any]) -> str:
 
 def _figure(row: dict[str, Any] | None, key: str) -> str:
     if row is None or row.get(key) is None:
-        return "–"
+        return "n/a"
     return f"{row[key]:.2f}"
 
 
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave results/ alone")
     args = parser.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if args.limit is not None and args.limit < 1 or not modes or any(m not in MODES for m in modes):
+    if (args.limit is not None and args.limit < 1) or not modes or any(m not in MODES for m in modes):
         parser.error(f"--limit must be >= 1 and --modes a comma-separated subset of {', '.join(MODES)}")
     questions = load_questions(args.questions, args.limit)
     with studiolm.Client(search="local") as client:

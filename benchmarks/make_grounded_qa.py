@@ -89,7 +89,7 @@ def _rank(title: str) -> str:
 
 def _surname(name: str) -> list[str]:
     """The full name plus its last word as an alias (\"Stanley Kubrick\" -> [..., \"Kubrick\"])."""
-    last = name.split()[-1]
+    last = name.rsplit(maxsplit=1)[-1]
     return [name] if len(last) < 4 or last == name else [name, last]
 
 
