@@ -38,6 +38,8 @@ QUESTIONS_FILE = HERE / "grounded_qa_questions.json"
 RESULTS_JSON = HERE / "results" / "grounded_qa.json"
 RESULTS_MD = HERE / "results" / "grounded_qa.md"
 MODEL = "qwen2.5-coder-0.5b-instruct"
+# Everything from this heading on in the report is written by hand and kept when the tables are redone.
+NOTES_HEADING = "## Reading"
 MODES: dict[str, str | bool] = {"false": False, "force": "force"}
 # Results counted for recall@k (the search returns 5 by default).
 RECALL_AT = 5
@@ -149,6 +151,13 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _kept_notes() -> str:
+    """The hand-written reading of the figures (from ``NOTES_HEADING`` on) in the current report, kept."""
+    text = RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else ""
+    start = text.find(NOTES_HEADING)
+    return "\n" + text[start:] if start >= 0 else ""
+
+
 def _figure(row: dict[str, Any] | None, key: str) -> str:
     if row is None or row.get(key) is None:
         return "n/a"
@@ -178,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     print(render({args.model: run}) if args.no_write else render(results))
     if not args.no_write:
         RESULTS_JSON.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        RESULTS_MD.write_text(render(results), encoding="utf-8")
+        RESULTS_MD.write_text(render(results) + _kept_notes(), encoding="utf-8")
     return 0
 
 
