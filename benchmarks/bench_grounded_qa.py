@@ -164,6 +164,14 @@ def _figure(row: dict[str, Any] | None, key: str) -> str:
     return f"{row[key]:.2f}"
 
 
+def save(model: str, run: dict[str, Any]) -> None:
+    """Record ``run`` as ``model``'s figures and rewrite the report of every tier."""
+    results = json.loads(RESULTS_JSON.read_text(encoding="utf-8")) if RESULTS_JSON.exists() else {}
+    results[model] = run
+    RESULTS_JSON.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    RESULTS_MD.write_text(render(results) + _kept_notes(), encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=MODEL, help="embedded model tier (default %(default)s)")
@@ -177,17 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     if (args.limit is not None and args.limit < 1) or not modes or any(m not in MODES for m in modes):
         parser.error(f"--limit must be >= 1 and --modes a comma-separated subset of {', '.join(MODES)}")
     questions = load_questions(args.questions, args.limit)
-    with studiolm.Client(search="local") as client:
-        report = {mode: run_mode(client, args.model, MODES[mode], questions, args.max_tokens) for mode in modes}
     command = "nice -n 10 .venv/bin/python -m benchmarks.bench_grounded_qa " + " ".join(argv or [])
-    run = {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "command": command.strip(), "modes": report,
-           "max_tokens": args.max_tokens}
-    results = {} if args.no_write or not RESULTS_JSON.exists() else json.loads(RESULTS_JSON.read_text())
-    results[args.model] = run
-    print(render({args.model: run}) if args.no_write else render(results))
-    if not args.no_write:
-        RESULTS_JSON.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        RESULTS_MD.write_text(render(results) + _kept_notes(), encoding="utf-8")
+    run: dict[str, Any] = {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "command": command.strip(),
+                           "modes": {}, "max_tokens": args.max_tokens}
+    with studiolm.Client(search="local") as client:
+        for mode in modes:  # the report is saved after each mode: a long run cut short keeps what it measured
+            run["modes"][mode] = run_mode(client, args.model, MODES[mode], questions, args.max_tokens)
+            if not args.no_write:
+                save(args.model, run)
+    print(render({args.model: run}))
     return 0
 
 
