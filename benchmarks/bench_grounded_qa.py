@@ -164,10 +164,19 @@ def _figure(row: dict[str, Any] | None, key: str) -> str:
     return f"{row[key]:.2f}"
 
 
+def _same_questions(row: dict[str, Any], modes: dict[str, Any]) -> bool:
+    return all((row["n"], row["n_absent"]) == (other["n"], other["n_absent"]) for other in modes.values())
+
+
 def save(model: str, run: dict[str, Any]) -> None:
     """Record ``run`` as ``model``'s figures and rewrite the report of every tier."""
     results = json.loads(RESULTS_JSON.read_text(encoding="utf-8")) if RESULTS_JSON.exists() else {}
-    results[model] = run
+    earlier = results.get(model, {"modes": {}})
+    # A run of one mode keeps the other mode's figures when they cover the same questions.
+    kept = {mode: row for mode, row in earlier["modes"].items()
+            if mode not in run["modes"] and _same_questions(row, run["modes"])}
+    results[model] = {**run, "modes": {**kept, **run["modes"]},
+                      "command": run["command"] if not kept else f"{earlier['command']}; {run['command']}"}
     RESULTS_JSON.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     RESULTS_MD.write_text(render(results) + _kept_notes(), encoding="utf-8")
 
