@@ -51,7 +51,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agent._client import AsyncClient, AsyncStream
+from agent._client import AsyncClient
 from agent._contract import FIELDS
 from agent._exceptions import BadRequestError, NotFoundError, StudiolmError
 from agent._wire import error_body
@@ -60,6 +60,7 @@ from agent.server._conn import SHUTDOWN_STATE_KEY, Shutdown
 from agent.server._io import (
     BodyProblem,
     Sender,
+    SseFormat,
     as_error,
     dumps,
     error_headers,
@@ -167,13 +168,24 @@ class _ChatEndpoint:
     def __init__(self, state: _State) -> None:
         self._state = state
 
+    #: The route, for log lines.
+    path = _CHAT
+
+    def _params(self, body: Any) -> dict[str, Any]:
+        """The SDK call's keyword arguments for ``body`` (raises the 400/404 the SDK would not)."""
+        return chat_params(body, self._state.limits, self._state.models)
+
+    async def _call(self, params: dict[str, Any]) -> tuple[Any, SseFormat | None]:
+        """The SDK call: a body to send as JSON, or a stream with its SSE framing (None: chat chunks)."""
+        return await self._state.client.chat.completions.create(**params), None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sender = Sender(send)
         body = await self._body(scope, receive, sender)
         if body is _ANSWERED:
             return
         try:
-            params = chat_params(body, self._state.limits, self._state.models)
+            params = self._params(body)
         except StudiolmError as exc:
             await send_error(sender, exc)
             return
@@ -211,15 +223,16 @@ class _ChatEndpoint:
             await send_error(sender, _overloaded(refusal, self._state.limits))
             return
         try:
-            result = await self._state.client.chat.completions.create(**params)
-            if isinstance(result, AsyncStream):
+            result, fmt = await self._call(params)
+            if isinstance(result, dict):
+                await send_json(sender, 200, result)
+            else:
                 limits = self._state.limits
                 await pump_sse(result, sender, keepalive=limits.keepalive, hold=limits.stream_hold,
-                               where=f"POST {_CHAT}", shutdown=shutdown)
-            else:
-                await send_json(sender, 200, result)
+                               where=f"POST {self.path}", shutdown=shutdown,
+                               **({"fmt": fmt} if fmt is not None else {}))
         except Exception as exc:
-            error = as_error(exc, f"POST {_CHAT}")
+            error = as_error(exc, f"POST {self.path}")
             if not sender.started:
                 await send_error(sender, error)
         finally:

@@ -14,23 +14,16 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from agent._exceptions import BadRequestError, NotFoundError, StudiolmError
 from agent._responses_api import AsyncResponseStream
 from agent._responses_wire import ResponseStreamEvent
-from agent.server._app import _ANSWERED, _ChatEndpoint, _error_response, _overloaded, _State, shutdown_of
-from agent.server._conn import Shutdown
+from agent.server._app import _ChatEndpoint, _error_response, _State
 from agent.server._io import (
-    Sender,
     SseFormat,
     as_error,
     dumps,
     problem,
-    pump_sse,
-    run_until_disconnect,
-    send_error,
-    send_json,
 )
 from agent.server._limits import ServerLimits
 
@@ -64,39 +57,14 @@ def responses_params(body: Any, limits: ServerLimits, models: frozenset[str] | N
 class _ResponsesEndpoint(_ChatEndpoint):
     """``POST /v1/responses``: the chat endpoint's body handling and slots, the Responses call and framing."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        sender = Sender(send)
-        body = await self._body(scope, receive, sender)
-        if body is _ANSWERED:
-            return
-        try:
-            params = responses_params(body, self._state.limits, self._state.models)
-        except StudiolmError as exc:
-            await send_error(sender, exc)
-            return
-        work = self._generate(params, sender, shutdown_of(scope))
-        await run_until_disconnect(receive, work, lambda: sender.complete)
+    path = RESPONSES
 
-    async def _generate(self, params: dict[str, Any], sender: Sender, shutdown: Shutdown | None) -> None:
-        refusal = await self._state.limiter.acquire()
-        if refusal is not None:
-            await send_error(sender, _overloaded(refusal, self._state.limits))
-            return
-        try:
-            result = await self._state.client.responses.create(**params)
-            if isinstance(result, AsyncResponseStream):
-                limits = self._state.limits
-                await pump_sse(result, sender, keepalive=limits.keepalive, hold=limits.stream_hold,
-                               where=f"POST {RESPONSES}", fmt=_sse_format(result),
-                               shutdown=shutdown)
-            else:
-                await send_json(sender, 200, result)
-        except Exception as exc:
-            error = as_error(exc, f"POST {RESPONSES}")
-            if not sender.started:
-                await send_error(sender, error)
-        finally:
-            self._state.limiter.release()
+    def _params(self, body: Any) -> dict[str, Any]:
+        return responses_params(body, self._state.limits, self._state.models)
+
+    async def _call(self, params: dict[str, Any]) -> tuple[Any, SseFormat | None]:
+        result = await self._state.client.responses.create(**params)
+        return result, _sse_format(result) if isinstance(result, AsyncResponseStream) else None
 
 
 def _sse_format(stream: AsyncResponseStream) -> SseFormat:

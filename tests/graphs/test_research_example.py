@@ -3,15 +3,12 @@ not checked, only the structure they print)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
-from tests.test_examples import _needs_embedded_default, build_notebook
+from tests.test_examples import _needs_embedded_default, build_notebook, run_notebook
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 SCRIPT = EXAMPLES / "research.py"
@@ -40,20 +37,6 @@ def test_the_notebook_is_the_script_with_outputs_cleared() -> None:
 
 
 @pytest.mark.local_model
-def test_the_research_script_runs_offline(tmp_path: Path) -> None:
-    _needs_embedded_default()
-    done = subprocess.run([sys.executable, str(SCRIPT)], cwd=EXAMPLES, capture_output=True, text=True,
-                          timeout=RUN_SECONDS, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    check_research_output(done.stdout)
-
-
-@pytest.mark.local_model
 def test_the_research_notebook_runs_offline() -> None:
     _needs_embedded_default()
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=RUN_SECONDS, kernel_name="python3",
-                   resources={"metadata": {"path": str(EXAMPLES)}}).execute()
-    outputs = [output for cell in nb.cells if cell.cell_type == "code" for output in cell.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
-    check_research_output("".join(o.text for o in outputs if o.output_type == "stream" and o.name == "stdout"))
+    check_research_output(run_notebook(NOTEBOOK))
