@@ -90,20 +90,28 @@ class SSEDecoder:
         if self._after_cr and text.startswith("\n"):
             text = text[1:]
         self._after_cr = text.endswith("\r")
+        # One split, not a regex scan: the last piece is the unterminated tail ("" after a line end).
+        lines = _LINE_END.split(text) if "\r" in text else text.split("\n")
         events: list[SSEEvent] = []
-        start = 0
-        for match in _LINE_END.finditer(text):
-            self._keep(text[start : match.start()])
-            start = match.end()
-            line = "".join(self._partial)
-            self._partial.clear()
-            self._partial_chars = 0
-            event = self._line(line)
+        for index in range(len(lines) - 1):
+            event = self._line(self._complete(lines[index]))
             if event is not None:
                 events.append(event)
-        if start < len(text):
-            self._keep(text[start:])
+        if lines[-1]:
+            self._keep(lines[-1])
         return events
+
+    def _complete(self, piece: str) -> str:
+        """The line that ``piece`` ends: the kept start of it, if any, joined to it."""
+        if not self._partial:
+            if len(piece) > self._max_line:
+                raise _too_large("max_sse_line_chars", "one line of the event stream", self._max_line)
+            return piece
+        self._keep(piece)
+        line = "".join(self._partial)
+        self._partial.clear()
+        self._partial_chars = 0
+        return line
 
     def _keep(self, piece: str) -> None:
         self._partial_chars += len(piece)
@@ -115,6 +123,9 @@ class SSEDecoder:
     def _line(self, line: str) -> SSEEvent | None:
         if not line:
             return self._dispatch()
+        if line.startswith("data: "):  # nearly every line of a chat stream
+            self._field("data", line[6:])
+            return None
         if line.startswith(":"):
             return None
         name, colon, value = line.partition(":")
