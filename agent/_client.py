@@ -282,8 +282,10 @@ class _AsyncCompletions:
         if streaming:
             options = StreamOptions(json_mode=request.response_format is not None,
                                     include_usage=bool((params.get("stream_options") or {}).get("include_usage")))
-            chunks = _choices_stream(self._client, request, deps, completion_id, created, options)
-            return AsyncStream(chunks)
+            if request.n == 1:  # one run: its chunks as they are, without a merging layer per chunk
+                return AsyncStream(chunk_stream(self._client._events(request, deps), completion_id=completion_id,
+                                                created=created, model=request.model, options=options))
+            return AsyncStream(_choices_stream(self._client, request, deps, completion_id, created, options))
         outcomes = [await _outcome(self._client._events(request, deps, streamed=False)) for _ in range(request.n)]
         if request.n == 1:
             return completion(outcomes[0], completion_id=completion_id, created=created)
