@@ -356,6 +356,8 @@ class CompletionReader:
     def feed(self, chunk: bytes) -> list[TextDelta]:
         """The next piece of the body; returns the text deltas it completed."""
         self._count(len(chunk))
+        if self._mode == "sse":  # the usual case first
+            return self._events(chunk)
         if self._mode is None:
             self._head += chunk
             head = self._head.lstrip()
@@ -373,6 +375,9 @@ class CompletionReader:
         if self._mode == "json":
             self._head += chunk
             return []
+        return self._events(chunk)
+
+    def _events(self, chunk: bytes) -> list[TextDelta]:
         try:
             events = self._sse.feed(chunk)
         except UpstreamTooLargeError as exc:
@@ -382,6 +387,8 @@ class CompletionReader:
 
     def _count(self, size: int) -> None:
         self._received += size
+        if self._mode == "sse" and self._received <= self._limits.max_stream_bytes:
+            return  # the usual case, without working out which cap applies
         if self._mode == "json" or (self._mode is None and self._head.lstrip().startswith(b"{")):
             limit, name, what = self._limits.max_response_bytes, "max_response_bytes", "the JSON body"
         else:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import AsyncIterable, AsyncIterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from agent._exceptions import UpstreamTooLargeError
 
@@ -39,9 +39,10 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 _BOM = "\ufeff"
 
 
-@dataclass(frozen=True, slots=True)
-class SSEEvent:
-    """One dispatched event: its ``data`` text, ``event`` name and the last seen ``id``."""
+class SSEEvent(NamedTuple):
+    """One dispatched event: its ``data`` text, ``event`` name and the last seen ``id``.
+
+    A named tuple, immutable and the cheapest to build: one is built per event of every stream."""
 
     data: str
     event: str = "message"
@@ -153,7 +154,8 @@ class SSEDecoder:
             self._event = ""
             self._data_chars = 0
             return None
-        event = SSEEvent("\n".join(self._data), self._event or "message", self._last_id, self._retry)
+        data = self._data[0] if len(self._data) == 1 else "\n".join(self._data)
+        event = SSEEvent(data, self._event or "message", self._last_id, self._retry)
         self._data.clear()
         self._data_chars = 0
         self._event = ""
