@@ -21,10 +21,7 @@ class WireObject(dict[str, Any]):
     """A JSON object with attribute access; nested objects and lists are wrapped when first read."""
 
     def __init__(self, data: dict[str, Any] | None = None, /, **kwargs: Any) -> None:
-        if data is None:
-            super().__init__(**kwargs)
-        else:
-            super().__init__(data, **kwargs)
+        dict.__init__(self, data or (), **kwargs)
 
     def __getitem__(self, key: str) -> Any:
         value = dict.__getitem__(self, key)
@@ -78,7 +75,7 @@ def _wrap(value: Any) -> Any:
     if kind is dict:
         return WireObject(value)
     if kind is list:
-        return _WireList(_wrap(v) for v in value)
+        return _WireList([_wrap(v) for v in value])
     return value
 
 
