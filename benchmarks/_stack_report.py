@@ -182,9 +182,11 @@ def workers(r: dict[str, Any]) -> list[str]:
                   f"answers (HTTP {', '.join(map(str, e['statuses']))}); memory per worker process after answering "
                   "(MiB; the weights are memory-mapped and shared through the page cache, so RSS counts them "
                   "in each worker and PSS splits them):", "",
-                  "| worker | RSS | PSS | private |", "|---|---:|---:|---:|"]
-        lines += [f"| {i} | {m['rss']:.0f} | {m['pss']:.0f} | {m['private']:.0f} |"
-                  for i, m in enumerate(e["memory_mib"].values(), 1)]
+                  "| worker | RSS | PSS | private | RSS before the first answer |", "|---|---:|---:|---:|---:|"]
+        idle = e.get("idle_memory_mib", {})
+        lines += [f"| {i} | {m['rss']:.0f} | {m['pss']:.0f} | {m['private']:.0f} "
+                  f"| {idle[pid]['rss']:.0f} |" if pid in idle else f"| {i} | {m['rss']:.0f} | {m['pss']:.0f} "
+                  f"| {m['private']:.0f} | - |" for i, (pid, m) in enumerate(e["memory_mib"].items(), 1)]
     return [*lines, ""]
 
 

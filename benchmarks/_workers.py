@@ -6,8 +6,8 @@ in turn with the upstream itself (*direct*) at each concurrency, stream and non-
 times. The load generator is this one Python process on the same machine; its CPU share (of one
 core) is reported beside, and *direct* req/s is the most it can drive.
 
-Embedded: a ``--workers 2`` server on the embedded default model (no upstream), a few concurrent
-answers so that both workers load the model, then RSS, PSS and private memory per worker process
+Embedded: a ``--workers 2`` server on the embedded default model (no upstream), a few rounds of two
+concurrent answers so that both workers load the model, then RSS, PSS and private memory per worker process
 (``/proc/<pid>/smaps_rollup``). The GGUF weights are memory-mapped, so their pages sit in the page
 cache once and are shared by the workers: RSS counts them in every worker, PSS splits them.
 """
@@ -26,9 +26,9 @@ from benchmarks._procs import children, cmdline, free_port, memory_mib, python_m
 
 #: The worker counts compared.
 WORKER_COUNTS = (1, 2)
-#: Concurrent answers sent to the embedded ``--workers 2`` server (enough to reach both workers),
-#: and the tokens of each.
-EMBEDDED_REQUESTS, EMBEDDED_TOKENS = 6, 8
+#: Rounds of concurrent answers sent to the embedded ``--workers 2`` server (enough to reach both
+#: workers; two at a time, so that none waits in a queue while a worker loads the model), tokens of each.
+EMBEDDED_ROUNDS, EMBEDDED_CONCURRENCY, EMBEDDED_TOKENS = 3, 2, 8
 #: Seconds an embedded answer may take (loading the model included).
 EMBEDDED_TIMEOUT_SECONDS = 300
 
@@ -95,12 +95,21 @@ async def embedded(tmp: Path) -> dict[str, Any]:
     port = free_port()
     env = {"STUDIOLM_BASE_URL": "", "STUDIOLM_SEARCH": "none"}
     with running(serve_argv(port, 2, None, None), port, env=env, log=tmp / "workers-embedded.log") as server:
-        answers = await asyncio.gather(*(_answer(port, DEFAULT_LOCAL_MODEL) for _ in range(EMBEDDED_REQUESTS)))
-        workers = worker_pids(server.pid)
-        memory = {str(pid): memory_mib(pid) for pid in workers}
-    return {"model": DEFAULT_LOCAL_MODEL, "workers": len(workers), "requests": EMBEDDED_REQUESTS,
+        await asyncio.gather(*(_models(port) for _ in range(4)))  # both workers up, nothing loaded yet
+        idle = {str(pid): memory_mib(pid) for pid in worker_pids(server.pid)}
+        answers: list[int] = []
+        for _ in range(EMBEDDED_ROUNDS):
+            answers += await asyncio.gather(*(_answer(port, DEFAULT_LOCAL_MODEL) for _ in range(EMBEDDED_CONCURRENCY)))
+        memory = {str(pid): memory_mib(pid) for pid in worker_pids(server.pid)}
+    return {"model": DEFAULT_LOCAL_MODEL, "workers": len(memory), "requests": len(answers),
             "answered": sum(status == 200 for status in answers), "statuses": sorted(set(answers)),
-            "memory_mib": memory}
+            "idle_memory_mib": idle, "memory_mib": memory}
+
+
+async def _models(port: int) -> int:
+    async with httpx.AsyncClient(timeout=EMBEDDED_TIMEOUT_SECONDS) as http:
+        response = await http.get(f"http://127.0.0.1:{port}/v1/models", headers={"Authorization": f"Bearer {KEY}"})
+    return response.status_code
 
 
 async def _answer(port: int, model: str) -> int:
