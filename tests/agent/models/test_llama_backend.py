@@ -216,6 +216,23 @@ async def test_short_answer_stops_and_counts_completion_tokens(gguf: Path) -> No
 
 
 @pytest.mark.local_model
+async def test_prompt_tokens_count_the_whole_prompt_when_its_start_is_cached(gguf: Path) -> None:
+    backend = LlamaBackend()
+    question = _request("Name three rivers in Europe and say where each one flows.", max_tokens=2)
+    cold = await backend.complete(_request("Unrelated words first.", max_tokens=2))
+    after_other = await backend.complete(question)
+    # The same conversation again, longer: llama.cpp reuses the cached start and evaluates only the rest.
+    longer = ModelRequest(model=TINY, messages=(*question.messages, Message("assistant", "Sure."),
+                                                Message("user", "And two in Asia.")),
+                          sampling=question.sampling)
+    after_same = await backend.complete(longer)
+    again = await backend.complete(_request("Unrelated words first.", max_tokens=2))
+    after_reset = await backend.complete(longer)
+    assert cold.usage == again.usage
+    assert after_same.usage.prompt_tokens == after_reset.usage.prompt_tokens > after_other.usage.prompt_tokens
+
+
+@pytest.mark.local_model
 async def test_temperature_zero_is_deterministic(gguf: Path) -> None:
     backend = LlamaBackend()
     request = _request("Describe the sea in one sentence.", max_tokens=20)
