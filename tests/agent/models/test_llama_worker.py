@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import pytest
+
+from agent.models import _llama_worker
 from agent.models._llama_worker import Channel, Finished, Item
 from graphs.model import Usage
 
@@ -39,6 +42,20 @@ async def test_items_put_while_the_loop_is_busy_arrive_in_one_batch() -> None:
     for item in ("a", "b", DONE):  # the loop is busy running this test meanwhile
         channel.put(item)
     assert await asyncio.wait_for(channel.get(), timeout=5) == ["a", "b", DONE]
+
+
+async def test_text_soon_after_a_wake_up_waits_for_the_next_one_but_the_end_never_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_llama_worker, "MIN_WAKE_SECONDS", 3600.0)
+    channel = Channel(threading.Event())
+    channel.put("first")  # the first piece goes at once
+    assert await asyncio.wait_for(channel.get(), timeout=5) == ["first"]
+    channel.put("second")
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(channel.get(), timeout=0.1)
+    channel.put(DONE)
+    assert await asyncio.wait_for(channel.get(), timeout=5) == ["second", DONE]
 
 
 def test_a_put_after_the_loop_closed_stops_the_worker() -> None:
