@@ -178,10 +178,10 @@ def workers(r: dict[str, Any]) -> list[str]:
                      f"| {errors['1 worker']} / {errors['2 workers']} |")
     e = w.get("embedded")
     if e:
-        lines += ["", f"Embedded model ({e['model']}), `--workers 2`: {e['answered']} of {e['requests']} concurrent "
-                  f"answers (HTTP {', '.join(map(str, e['statuses']))}); memory per worker process after answering "
-                  "(MiB; the weights are memory-mapped and shared through the page cache, so RSS counts them "
-                  "in each worker and PSS splits them):", "",
+        lines += ["", f"Embedded model ({e['model']}), `--workers 2`: {e['answered']} of {e['requests']} "
+                  f"answers, two at a time (HTTP {', '.join(map(str, e['statuses']))}); memory per worker process "
+                  "after answering (MiB; the weights are memory-mapped and shared through the page cache, so "
+                  "RSS counts them in each worker and PSS splits them):", "",
                   "| worker | RSS | PSS | private | RSS before the first answer |", "|---|---:|---:|---:|---:|"]
         idle = e.get("idle_memory_mib", {})
         lines += [f"| {i} | {m['rss']:.0f} | {m['pss']:.0f} | {m['private']:.0f} "
