@@ -118,7 +118,8 @@ def grammar_ok(backend: Any, schema: Any) -> bool | None:
     *and* llama.cpp must parse that GBNF; otherwise the backend generates unconstrained.
     """
     try:
-        from agent.models._llama import _load_shared, _schema_gbnf, _smollm2_path
+        from agent.models._llama import _schema_gbnf, _smollm2_path
+        from agent.models._llama_load import load_shared as _load_shared
     except ImportError:
         return None
     from tools import bound_for_decoding
