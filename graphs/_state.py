@@ -161,9 +161,11 @@ class ChatState(TypedDict, total=False):
     """State of one chat run; ``sources`` order is the ``[n]`` order.
 
     Every key is a plain LangGraph channel (the last value written). The keys in :data:`GROWING` grow
-    instead: a node returns what it adds (new list items, a count, the usage of its call) and
-    :func:`fold` adds it to the state. LangGraph's own reducer channels would do the same, at the
-    price of building and copying one aggregate channel per key on every graph step of every request.
+    instead: a node returns what it adds (new list items, a count, the usage of its call) and the
+    graph folds it into the state (:func:`fold`) before LangGraph sees it. Not LangGraph reducers: each
+    node's router needs the state after the update within the same step (see
+    :func:`graphs._chat.build_chat_graph`), and with whole values in every update the runner gets the
+    final state by laying the updates over the input, without a copy of the state after every step.
     """
 
     request: ChatRequest
