@@ -70,6 +70,13 @@ __all__ = [
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=5.0)
 #: Retries after the first attempt (so 3 attempts in all).
 DEFAULT_MAX_RETRIES = 2
+# The owned client's pool: connections kept idle at most this long, under the 5 s keep-alive of
+# common upstream servers (uvicorn, Node, llama.cpp's), so we never reuse one the server is closing
+# at that moment (the request would fail with a ReadError); and as many connections as the server's
+# default generation slots for an upstream, so the pool is not a hidden queue.
+UPSTREAM_KEEPALIVE_SECONDS = 4.0
+UPSTREAM_MAX_CONNECTIONS = 256
+UPSTREAM_MAX_IDLE_CONNECTIONS = 64
 #: Backoff before retry n (0-based) is INITIAL_RETRY_DELAY * 2**n, capped, times a jitter factor.
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
@@ -80,6 +87,8 @@ MAX_RETRY_AFTER = 60.0
 #: Statuses worth another attempt, besides every 5xx.
 RETRYABLE_STATUS_CODES = frozenset({408, 409, 429})
 #: What an OpenAI-compatible server is assumed to support unless told otherwise.
+_POOL = httpx.Limits(max_connections=UPSTREAM_MAX_CONNECTIONS, max_keepalive_connections=UPSTREAM_MAX_IDLE_CONNECTIONS,
+                     keepalive_expiry=UPSTREAM_KEEPALIVE_SECONDS)
 DEFAULT_CAPABILITIES = Capabilities(tool_calling=True, json_schema=True, json_object=True, vision=True, upstream=True)
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -136,7 +145,7 @@ class OpenAICompatibleBackend(ModelBackend):
         self._capabilities = capabilities or DEFAULT_CAPABILITIES
         self._sleep = sleep
         self._owns_client = http_client is None
-        self._client = http_client if http_client is not None else httpx.AsyncClient(timeout=timeout)
+        self._client = http_client if http_client is not None else httpx.AsyncClient(timeout=timeout, limits=_POOL)
         self._models: list[str] | None = None
 
     def capabilities(self, model: str) -> Capabilities:

@@ -6,8 +6,10 @@ in the log when something repeats.
 
   - at most ``connections()`` open at once: one more gets ``503`` and is closed at once, so a flood
     of idle sockets cannot use up the file descriptors the server needs;
-  - the header block must arrive within ``header_timeout`` of the connection opening (or of its
-    previous response): idle and half-sent requests (slowloris) get ``408`` and are closed;
+  - the header block must arrive within ``header_timeout`` of the connection opening (or of the
+    first byte of a later request on it): idle and half-sent requests (slowloris) get ``408`` and
+    are closed; between requests a kept-alive connection is closed silently after ``idle_timeout``
+    (uvicorn's keep-alive timeout, longer than common clients keep an idle connection);
   - a header block over ``max_header_bytes`` or with more than ``max_headers`` lines gets ``431``,
     before the HTTP parser sees it (h11 alone would answer 400; httptools has no limit).
 
@@ -169,18 +171,23 @@ class _Guard:
         super().connection_lost(exc)  # type: ignore[misc]
 
     def data_received(self, data: bytes) -> None:
-        if self._in_head and self._idle() and not self._scan_head(data):
-            self._disarm()
-            self.transport.write(_headers_too_large(self._limits))
-            self.transport.close()
-            return
+        if self._in_head and self._idle():
+            if not self._scan_head(data):
+                self._disarm()
+                self.transport.write(_headers_too_large(self._limits))
+                self.transport.close()
+                return
+            if self._in_head and self._deadline is None:  # a later request's head began, unfinished
+                self._arm()
         super().data_received(data)  # type: ignore[misc]
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # type: ignore[misc]
         if not self.transport.is_closing():
+            # No deadline while the connection idles: uvicorn closes it silently after idle_timeout.
+            # A 408 written to an idle connection would be read as the answer to the client's next
+            # request if it sent one at that moment.
             self._in_head, self._head_bytes, self._head_lines, self._tail = True, 0, 0, b""
-            self._arm()
 
     def shutdown(self) -> None:
         shutdown = self.app_state.get(SHUTDOWN_STATE_KEY)

@@ -33,6 +33,7 @@ from graphs import ModelBackend
 __all__ = [
     "BODY_TIMEOUT_SECONDS",
     "HEADER_TIMEOUT_SECONDS",
+    "IDLE_TIMEOUT_SECONDS",
     "KEEPALIVE_SECONDS",
     "LIMIT_ENV_VARS",
     "MAX_CONNECTIONS",
@@ -88,9 +89,13 @@ SHUTDOWN_GRACE_SECONDS = 10
 #: On shutdown, open streams may finish for this long; then each gets one ``server_shutting_down``
 #: error event and ends (well inside the grace, so no stream is cut without a word).
 SHUTDOWN_DRAIN_SECONDS = 3.0
-#: A connection must send a request's whole header block this long after it opens (or after its
-#: previous response): idle and half-sent requests (slowloris) are answered 408 and closed.
+#: A connection must send a request's whole header block this long after it opens (or after the
+#: first byte of a later request on it): idle and half-sent requests (slowloris) get 408 and close.
 HEADER_TIMEOUT_SECONDS = 10.0
+#: A kept-alive connection with no request in progress is closed (silently) after this long. Above
+#: the 4-5 s after which common clients (httpx, the openai SDK, Node's fetch) stop reusing an idle
+#: connection, so a client never sends a request on a connection we are closing at that moment.
+IDLE_TIMEOUT_SECONDS = 15.0
 #: A request body must arrive whole within this long after its headers, else 408.
 BODY_TIMEOUT_SECONDS = 30.0
 #: Largest header block (request line and headers) and most header lines; more is answered 431.
@@ -131,6 +136,7 @@ class ServerLimits:
     keepalive: float = KEEPALIVE_SECONDS
     stream_hold: float = STREAM_HOLD_SECONDS
     header_timeout: float = HEADER_TIMEOUT_SECONDS
+    idle_timeout: float = IDLE_TIMEOUT_SECONDS
     body_timeout: float = BODY_TIMEOUT_SECONDS
     max_header_bytes: int = MAX_HEADER_BYTES
     max_headers: int = MAX_HEADERS
@@ -148,7 +154,7 @@ class ServerLimits:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise BadRequestError("must be >= 0", param=f"limits.{name}")
-        for name in ("keepalive", "header_timeout", "body_timeout"):
+        for name in ("keepalive", "header_timeout", "idle_timeout", "body_timeout"):
             if getattr(self, name) <= 0:
                 raise BadRequestError("must be > 0", param=f"limits.{name}")
         if self.shutdown_drain >= self.shutdown_grace:

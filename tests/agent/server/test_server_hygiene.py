@@ -181,6 +181,24 @@ def test_half_sent_requests_get_408_and_health_stays_responsive(start_guarded: o
             sock.close()
 
 
+@PROTOCOLS
+def test_an_idle_kept_alive_connection_closes_silently_and_a_late_head_gets_408(
+        start_guarded: object, protocol: str) -> None:
+    limits = ServerLimits(header_timeout=1.0, idle_timeout=2.0)
+    server = start_guarded(ScriptedModel(["x"] * 4), limits, protocol)  # type: ignore[operator]
+    request = head(server, b"Content-Length: 2") + b"{}"
+    with connect(server) as idle, connect(server) as slow:
+        for sock in (idle, slow):
+            sock.sendall(request)
+            assert status_of(sock.recv(65536)) == 400  # answered; the connection stays open
+        time.sleep(1.5)  # past header_timeout: an idle connection is not a late header block
+        slow.sendall(head(server, end=False))  # the next request's head begins and never ends
+        data, took = closed_within(idle, 5)
+        assert data == b"" and 0.2 < took < 2.5  # closed at idle_timeout, with no stray response
+        data, _ = closed_within(slow, 5)
+        assert status_of(data) == 408
+
+
 # --- Header limits -----------------------------------------------------------------------------------
 
 @PROTOCOLS
