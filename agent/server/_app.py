@@ -398,7 +398,8 @@ def uvicorn_config(app: ASGIApp | str, *, host: str, port: int, limits: ServerLi
     # h11's own limit (it answers 400) sits above ours, so the guard answers 431 first.
     config = uvicorn.Config(app, host=host, port=port, access_log=False, log_level=log_level,
                             log_config=log_config, lifespan="off", server_header=False,
-                            timeout_graceful_shutdown=limits.shutdown_grace, timeout_keep_alive=limits.idle_timeout, loop="auto", http=http_protocol(),
+                            timeout_graceful_shutdown=limits.shutdown_grace, timeout_keep_alive=limits.idle_timeout,
+                            loop="auto", http=http_protocol(),
                             h11_max_incomplete_event_size=2 * limits.max_header_bytes,
                             workers=workers, factory=isinstance(app, str),
                             timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)
