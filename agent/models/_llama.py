@@ -46,7 +46,7 @@ from typing import Any
 
 from agent._exceptions import BadRequestError, ModelError, NotFoundError
 from agent.models._files import DEFAULT_TIER, TIERS, TINY_TIER, ModelTier, installed_tiers, model_path
-from agent.models._llguidance import engine_for, schema_grammar
+from agent.models._llguidance import engine_for, llguidance_available, schema_grammar
 from agent.models._logprobs import LogprobRecorder
 from agent.models._tool_call_parse import parse_tool_calls, streamable_length, template_message, template_tools
 from graphs.model import (
@@ -105,6 +105,9 @@ _CALL_NAME = re.compile(r'"(?:tool|name)"\s*:\s*"([^"]*)"')
 # Level of tools.bound_for_decoding for tool arguments: unbounded strings get at most 128 characters
 # and arrays 8 items in the grammar (validation still uses the tool's own schema).
 TOOL_ARGUMENT_BOUNDS = 1
+# Engines for JSON-schema answers (LlamaBackend(json_engine=...)): llguidance with GBNF as fallback,
+# llguidance only (a schema it cannot compile is generated unconstrained), or GBNF only.
+JSON_ENGINES = ("auto", "llguidance", "gbnf")
 
 
 # --------------------------------------------------------------------------- shared loaded models
@@ -365,6 +368,7 @@ class _Job:
     messages: list[dict[str, Any]]
     options: dict[str, Any]
     native: bool = False
+    json_engine: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,7 +427,7 @@ def _generate(loaded: _LoadedModel, job: _Job, stop: threading.Event, emit: Call
     try:
         # Converting a big schema takes a while in Python; do it before taking the model's lock.
         mask = _mask_grammar(job)
-        gbnf = None if mask is not None else _request_gbnf(job.request, job.tools, job.native)
+        gbnf = None if mask is not None or _mask_only(job) else _request_gbnf(job.request, job.tools, job.native)
         with loaded.lock:
             if not stop.is_set():
                 _run(loaded, job, gbnf, stop, emit, mask)
@@ -436,9 +440,14 @@ def _generate(loaded: _LoadedModel, job: _Job, stop: threading.Event, emit: Call
 
 def _mask_grammar(job: _Job) -> str | None:
     """The llguidance grammar of a JSON-schema answer (no tools), or None to use GBNF instead."""
-    if job.tools or job.request.json_schema is None:
+    if job.tools or job.request.json_schema is None or job.json_engine == "gbnf":
         return None
     return schema_grammar(job.request.json_schema)
+
+
+def _mask_only(job: _Job) -> bool:
+    """A JSON-schema answer under ``json_engine="llguidance"``: never GBNF, unconstrained if it cannot compile."""
+    return job.json_engine == "llguidance" and not job.tools and job.request.json_schema is not None
 
 
 def _run(
@@ -451,7 +460,7 @@ def _run(
 ) -> None:
     counter = _TokenCounter()
     masker = engine_for(loaded.llama).processor(mask) if mask is not None else None
-    if mask is not None and masker is None:  # llguidance refused the grammar for this vocabulary
+    if mask is not None and masker is None and not _mask_only(job):  # llguidance refused it for this vocabulary
         gbnf = _request_gbnf(job.request, job.tools, job.native)
     grammar = loaded.grammar(gbnf) if gbnf is not None else None
     # Log probabilities are recorded first, from the model's own distribution (before any mask).
@@ -507,7 +516,11 @@ class LlamaBackend(ModelBackend):
     joined once into ``cache_dir`` (default ``$STUDIOLM_CACHE_DIR`` or ``~/.cache/studiolm``). ``n_threads=None``
     uses half the CPU cores, at most ``MAX_AUTO_THREADS`` (robust when the machine is busy; pass the
     core count for the last bit of speed on an idle one); ``chat_format=None`` uses the GGUF's chat
-    template.
+    template. ``json_engine`` picks the constrained decoding of JSON-schema answers (one of
+    ``JSON_ENGINES``): ``"auto"`` masks with llguidance and falls back to a GBNF grammar for a schema
+    llguidance cannot compile, ``"llguidance"`` never uses GBNF for them (such a schema is generated
+    unconstrained; it needs the llguidance package), ``"gbnf"`` only uses llama.cpp's GBNF grammars.
+    Tool calls always use GBNF; every answer is validated by the chat graph either way.
     """
 
     name = "llama-cpp"
@@ -522,7 +535,13 @@ class LlamaBackend(ModelBackend):
         verbose: bool = False,
         cache_dir: str | Path | None = None,
         tiers: Sequence[ModelTier] | None = None,
+        json_engine: str = "auto",
     ) -> None:
+        if json_engine not in JSON_ENGINES:
+            raise BadRequestError(f"must be one of {', '.join(JSON_ENGINES)}, got {json_engine!r}", param="json_engine")
+        if json_engine == "llguidance" and not llguidance_available():
+            raise ModelError("json_engine='llguidance' needs the llguidance package; " + _INSTALL_HINT)
+        self._json_engine = json_engine
         self._tiers = {t.model_id: t for t in (TIERS.values() if tiers is None else tiers)}
         self._cache_dir = cache_dir
         self._paths: dict[str, Path] = {}
@@ -566,7 +585,7 @@ class LlamaBackend(ModelBackend):
         options = _sampling_options(request)
         if native and tools:
             options["tools"] = template_tools(tools)  # the chat template describes them
-        job = _Job(request, tools, _chat_messages(request, tools, native), options, native)
+        job = _Job(request, tools, _chat_messages(request, tools, native), options, native, self._json_engine)
         loaded = await asyncio.to_thread(_load_shared, self._key(path), self._verbose)
         queue: asyncio.Queue[_Item] = asyncio.Queue()
         stop = threading.Event()

@@ -19,12 +19,13 @@ their GBNF grammar); without llguidance, or for a schema it cannot compile, GBNF
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import threading
 import warnings
 from typing import Any
 
-__all__ = ["LlguidanceEngine", "MaskProcessor", "engine_for", "schema_grammar"]
+__all__ = ["LlguidanceEngine", "MaskProcessor", "engine_for", "llguidance_available", "schema_grammar"]
 
 # Grammars compiled per process (keyed by schema text).
 GRAMMAR_CACHE_SIZE = 128
@@ -55,6 +56,11 @@ def _schema_grammar(schema_text: str) -> str | None:
         return None
     error = LLMatcher.validate_grammar(grammar)
     return None if error and not error.startswith("WARNING") else grammar
+
+
+def llguidance_available() -> bool:
+    """True when the llguidance package can be imported."""
+    return importlib.util.find_spec("llguidance") is not None
 
 
 def schema_grammar(schema: dict[str, Any]) -> str | None:
