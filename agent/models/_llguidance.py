@@ -19,7 +19,6 @@ their GBNF grammar); without llguidance, or for a schema it cannot compile, GBNF
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import threading
 import warnings
@@ -44,12 +43,26 @@ _ENGINES: dict[int, LlguidanceEngine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
+# Keywords kept when a node is loosened to its reference: they hold what the reference points to.
+_REFERENCE_HOLDERS = ("$defs", "definitions", "$id", "$schema")
+
+
 @functools.lru_cache(maxsize=GRAMMAR_CACHE_SIZE)
 def _schema_grammar(schema_text: str) -> str | None:
     try:
-        from llguidance import LLMatcher
+        import llguidance  # noqa: F401
     except ImportError:
         return None
+    grammar = _compile(schema_text)
+    if grammar is None:  # e.g. recursive definitions with siblings: a looser grammar beats none
+        loosened = json.dumps(_loosened(json.loads(schema_text)))
+        grammar = _compile(loosened) if loosened != schema_text else None
+    return grammar
+
+
+def _compile(schema_text: str) -> str | None:
+    from llguidance import LLMatcher
+
     try:
         grammar = LLMatcher.grammar_from_json_schema(schema_text, overrides=COMPILE_OPTIONS)  # type: ignore[arg-type]
     except ValueError:
@@ -58,9 +71,43 @@ def _schema_grammar(schema_text: str) -> str | None:
     return None if error and not error.startswith("WARNING") else grammar
 
 
+def _loosened(node: Any) -> Any:
+    """``node`` with the keywords dropped that llguidance must intersect with a ``$ref``.
+
+    llguidance resolves a reference to intersect it with sibling keywords (``{"type": "object",
+    "anyOf": [{"$ref": ...}]}``, ``allOf`` with a reference, a named property that also matches a
+    ``patternProperties`` schema) and refuses when the reference is still being defined: "circular
+    references with sibling keys are not supported" (every failure in the JSONSchemaBench sample,
+    7 of its 30 WashingtonPost schemas). Dropping a conjunct only widens what a schema accepts, so
+    the loosened grammar still admits every valid instance; validation and re-asks check the rest.
+    """
+    if isinstance(node, list):
+        return [_loosened(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    holders = {key: _loosened(node[key]) for key in _REFERENCE_HOLDERS if key in node}
+    if isinstance(node.get("$ref"), str):
+        return {"$ref": node["$ref"], **holders}
+    members = node.get("allOf")
+    if isinstance(members, list) and (refs := [m for m in members if isinstance(m, dict) and "$ref" in m]):
+        return {"$ref": refs[0]["$ref"], **holders}  # one conjunct: the reference
+    for key in ("anyOf", "oneOf"):
+        if isinstance(node.get(key), list) and any(isinstance(m, dict) and "$ref" in m for m in node[key]):
+            return {key: _loosened(node[key]), **holders}
+    loosened = {key: _loosened(value) for key, value in node.items()}
+    patterns = loosened.get("patternProperties")
+    if isinstance(patterns, dict) and "properties" in node:  # named properties are intersected with these
+        loosened["patternProperties"] = {k: {} if "$ref" in json.dumps(v) else v for k, v in patterns.items()}
+    return loosened
+
+
 def llguidance_available() -> bool:
     """True when the llguidance package can be imported."""
-    return importlib.util.find_spec("llguidance") is not None
+    try:
+        import llguidance  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def schema_grammar(schema: dict[str, Any]) -> str | None:
