@@ -40,6 +40,7 @@ import json
 import multiprocessing
 import re
 import statistics
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -235,8 +236,8 @@ def run_table(key: str, entry: dict[str, Any]) -> list[str]:
     outcomes = [Outcome(**o) for o in entry["outcomes"]]
     groups = by_dataset(outcomes)
     lines = [f"## {key}", ""]
-    lines += [f"* `{run['command']}` — {run['schemas']} schemas, {run['wall_minutes']:.1f} min, {run['date']}"
-              for run in entry["runs"]]
+    lines += [f"* `{run['command']}` — {run['schemas']} schemas, {run['wall_minutes']:.1f} min, {run['date']}, "
+              f"commit {run.get('commit', '?')}" for run in entry["runs"]]
     lines += ["", "| dataset | schemas | constrained | validated | rejected up front | failed after re-asks | "
               "mean attempts (validated) | median s/schema |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [dataset_row(dataset, group) for dataset, group in groups.items()]
@@ -360,6 +361,17 @@ def _worker(conn: Any, args: argparse.Namespace) -> None:
             conn.send(dataclasses.asdict(run_one(client, args, dataset, Path(path))))
 
 
+def _commit() -> str:
+    """The checked-out commit (with "+changes" when the work tree differs), for the record."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=RESULTS_DIR, capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    changed = git("status", "--porcelain", "--", "../bench_jsonschemabench.py", "../../agent", "../../tools",
+                  "../../graphs")
+    return git("rev-parse", "--short", "HEAD") + ("+changes" if changed else "")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -402,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         runner.close()
     command = "python -m benchmarks.bench_jsonschemabench " + " ".join(argv if argv is not None else sys.argv[1:])
     meta = {"command": command, "schemas": len(outcomes), "wall_minutes": (time.perf_counter() - started) / 60,
-            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"), "commit": _commit(),
             "settings": {k: v for k, v in vars(args).items() if k not in ("write", "render")}}
     key = run_key(args.model, args.engine)
     single = {key: merge({}, key, meta, outcomes)[key]}
