@@ -152,7 +152,7 @@ def independently_valid(schema: Any, content: str) -> bool:
     from jsonschema.validators import validator_for
 
     def refuse(uri: str) -> Any:
-        raise referencing.exceptions.NoSuchResource(ref=uri)
+        raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]
 
     validator_class = validator_for(schema)
     registry: Any = referencing.Registry(retrieve=refuse)  # type: ignore[call-arg]
