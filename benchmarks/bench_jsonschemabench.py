@@ -231,6 +231,18 @@ def dataset_row(dataset: str, outcomes: list[Outcome]) -> str:
             f"{share(outcomes, 'rejected'):.2f} | {share(outcomes, 'failed'):.2f} | {attempts:.2f} | {median:.1f} |")
 
 
+def failure_kind(outcome: Outcome) -> str:
+    """Why a schema failed, coarsely: the engine could not compile it, the output ran away past
+    max_tokens, or a constrained output still broke the schema (a keyword the engine does not enforce)."""
+    if "cut off at the token limit" in outcome.reason:
+        return "ran away (the last attempt was cut off at max_tokens)"
+    if outcome.constrained is False:
+        return "unconstrained (the engine could not compile the schema)"
+    if outcome.constrained and outcome.attempts:
+        return "constrained but invalid (the grammar is looser than the schema)"
+    return "other (crash, timeout, error)"
+
+
 def run_table(key: str, entry: dict[str, Any]) -> list[str]:
     """The section of one (model, engine) run: settings, per-dataset table, failures."""
     outcomes = [Outcome(**o) for o in entry["outcomes"]]
@@ -243,6 +255,9 @@ def run_table(key: str, entry: dict[str, Any]) -> list[str]:
     lines += [dataset_row(dataset, group) for dataset, group in groups.items()]
     totals = Counter(o.status for o in outcomes)
     lines += ["", f"All: {len(outcomes)} schemas: " + ", ".join(f"{k} {v}" for k, v in sorted(totals.items())), ""]
+    kinds = Counter(failure_kind(o) for o in outcomes if o.status == "failed")
+    if kinds:
+        lines += ["Failed, by kind: " + ", ".join(f"{k} {v}" for k, v in kinds.most_common()) + ".", ""]
     lines += ["<details><summary>Rejected up front and failed, with reasons</summary>", ""]
     lines += [f"* {o.dataset}/{o.schema} — {o.status} (constrained {o.constrained}): {o.reason[:240]}"
               for o in outcomes if o.status != "validated"]

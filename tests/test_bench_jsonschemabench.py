@@ -27,3 +27,13 @@ def test_runs_of_different_engines_stay_apart_and_render_side_by_side() -> None:
     assert "| m / gbnf | 0.00 (1) | 0.00 (1) |" in text
     assert "| A | 1 | 0/1 | 0.00 | 0.00 | 1.00 | 0.00 | 3.0 |" in text
     assert "A/a.json — failed (constrained False): x" in text
+
+
+def test_failures_are_told_apart_by_kind() -> None:
+    from benchmarks.bench_jsonschemabench import failure_kind
+
+    cut = Outcome("A", "a.json", "failed", 1.0, "(root): the output was cut off at the token limit", 3, True)
+    assert failure_kind(cut).startswith("ran away")
+    assert failure_kind(Outcome("A", "a.json", "failed", 1.0, "x", 3, False)).startswith("unconstrained")
+    assert failure_kind(Outcome("A", "a.json", "failed", 1.0, "x", 3, True)).startswith("constrained but invalid")
+    assert failure_kind(Outcome("A", "a.json", "failed", 1.0, "crashed")).startswith("other")
