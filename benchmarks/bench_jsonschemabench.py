@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.bench_jsonschemabench [--model smollm2-135m-instruct]
         [--engine llguidance|gbnf] [--per-dataset 30] [--start 0] [--max-tokens 512]
         [--datasets Glaiveai2K,Github_hard] [--temperature 0.7] [--max-reasks 2] [--threads N]
-        [--write] [--render]
+        [--write] [--render] [--coverage]
 
 For every schema (``--per-dataset`` files of each dataset from ``--start``, in name order) one
 request goes through the public SDK on the embedded backend, exactly as a user would send it:
@@ -28,7 +28,8 @@ schemas and the median seconds per schema (rejections take milliseconds and are 
 (model, engine) key (a schema run again replaces its old outcome), then renders every run recorded
 there into ``benchmarks/results/jsonschemabench.md`` (plus ``jsonschemabench.reading.md``, the
 hand-written reading, when present); ``--render`` only renders. So tiers and engines can be run
-one at a time. Skips cleanly (exit 0) when the sample folder or the model is not installed.
+one at a time. ``--coverage`` only counts, per dataset of the whole sample, the schemas each engine
+compiles for ``--model`` (no generation). Skips cleanly (exit 0) when the sample folder or the model is not installed.
 """
 
 from __future__ import annotations
@@ -188,6 +189,34 @@ def run_one(client: Any, args: argparse.Namespace, dataset: str, path: Path) -> 
     agrees = independently_valid(schema, content)
     return Outcome(dataset, path.name, "validated" if agrees else "failed", seconds,
                    "" if agrees else "plain jsonschema disagrees", body["validation"]["attempts"], grammar)
+
+
+def coverage(model: str) -> str:
+    """Per dataset, how many of the whole sample's schemas each engine compiles for ``model`` (markdown).
+
+    No generation: each schema accepted by ``compile_schema`` is bounded as for a first attempt and
+    handed to :func:`constrained` once per engine.
+    """
+    from agent.models._llama import LlamaBackend
+    from tools import SchemaError, compile_schema
+
+    backend = LlamaBackend()
+    lines = [f"| dataset | schemas accepted | {' | '.join(ENGINES)} |", "|---|---:|" + "---:|" * len(ENGINES)]
+    totals = Counter[str]()
+    for dataset, paths in schema_files(None, 10**6).items():
+        counts = Counter[str]()
+        for path in paths:
+            schema = json.loads(path.read_text())
+            try:
+                compile_schema(schema)
+            except SchemaError:
+                continue
+            counts["schemas"] += 1
+            counts.update(engine for engine in ENGINES if constrained(backend, model, engine, schema))
+        totals.update(counts)
+        lines.append(f"| {dataset} | {counts['schemas']} | " + " | ".join(str(counts[e]) for e in ENGINES) + " |")
+    lines.append(f"| all | {totals['schemas']} | " + " | ".join(str(totals[e]) for e in ENGINES) + " |")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- results: merge and render
@@ -401,6 +430,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="llama.cpp threads (default: the backend's choice)")
     parser.add_argument("--write", action="store_true", help=f"merge into {RESULTS_JSON.name} and render")
     parser.add_argument("--render", action="store_true", help="only render the recorded runs")
+    parser.add_argument("--coverage", action="store_true",
+                        help="only count the sample's schemas each engine compiles for --model (no generation)")
     return parser.parse_args(argv)
 
 
@@ -413,6 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     reason = skip_reason(args.model)
     if reason is not None:
         print(f"skipped: {reason}")
+        return 0
+    if args.coverage:
+        print(coverage(args.model))
         return 0
     files = schema_files(args.datasets.split(",") if args.datasets else None, args.per_dataset, args.start)
     started = time.perf_counter()
@@ -430,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m benchmarks.bench_jsonschemabench " + " ".join(argv if argv is not None else sys.argv[1:])
     meta = {"command": command, "schemas": len(outcomes), "wall_minutes": (time.perf_counter() - started) / 60,
             "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"), "commit": _commit(),
-            "settings": {k: v for k, v in vars(args).items() if k not in ("write", "render")}}
+            "settings": {k: v for k, v in vars(args).items() if k not in ("write", "render", "coverage")}}
     key = run_key(args.model, args.engine)
     single = {key: merge({}, key, meta, outcomes)[key]}
     if not args.write:
