@@ -13,7 +13,9 @@ Use::
     llama.create_chat_completion(..., logits_processor=LogitsProcessorList([processor]))
 
 :mod:`agent.models._llama` uses it for JSON-schema answers (not yet for tool calls, which keep
-their GBNF grammar); without llguidance, or for a schema it cannot compile, GBNF is used as before.
+their GBNF grammar); without llguidance, or for a schema it cannot compile, GBNF is used as before
+(``LlamaBackend(json_engine=...)`` picks one engine only). A schema llguidance refuses is tried
+once more loosened (:func:`_loosened`), which makes every schema of the JSONSchemaBench sample compile.
 """
 
 from __future__ import annotations
