@@ -449,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         print(coverage(args.model))
         return 0
     files = schema_files(args.datasets.split(",") if args.datasets else None, args.per_dataset, args.start)
-    started = time.perf_counter()
+    started, commit = time.perf_counter(), _commit()  # the code the run starts with
     outcomes = []
     runner = Runner(args)
     try:
@@ -463,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         runner.close()
     command = "python -m benchmarks.bench_jsonschemabench " + " ".join(argv if argv is not None else sys.argv[1:])
     meta = {"command": command, "schemas": len(outcomes), "wall_minutes": (time.perf_counter() - started) / 60,
-            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"), "commit": _commit(),
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,
             "settings": {k: v for k, v in vars(args).items() if k not in ("write", "render", "coverage")}}
     key = run_key(args.model, args.engine)
     single = {key: merge({}, key, meta, outcomes)[key]}
