@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Literal, TypedDict, TypeVar, Unpack, overload
 
 import httpx
@@ -36,7 +36,20 @@ from agent._wire import (
     usage_chunk,
 )
 from agent.models import DEFAULT_MAX_RETRIES
-from graphs import Capabilities, ChatDeps, ChatLimits, ChatOutcome, ChatRequest, ModelBackend, bind_tools, run_chat
+from graphs import (
+    Capabilities,
+    ChatDeps,
+    ChatLimits,
+    ChatOutcome,
+    ChatRequest,
+    ModelBackend,
+    ModelEvent,
+    ModelRequest,
+    ModelResult,
+    TextDelta,
+    bind_tools,
+    run_chat,
+)
 from tools import CachedSearch, LocalIndex, SearchBackend
 
 __all__ = ["AsyncClient", "AsyncStream", "Client", "ClientOptions", "Stream"]
@@ -167,10 +180,43 @@ class AsyncClient:
             self.local_index = LocalIndex.from_corpus()  # CorpusNotFoundError (a UsageError) when missing
         return self.local_index
 
-    def _events(self, request: ChatRequest, deps: ChatDeps) -> AsyncGenerator[Any]:
+    def _events(self, request: ChatRequest, deps: ChatDeps, *, streamed: bool = True) -> AsyncGenerator[Any]:
+        """The run's events; ``streamed=False``: nobody watches its text arrive (see :class:`_ResultOnly`)."""
         if request.model == RESEARCH_MODEL:
             return research_chat_events(request, self.backend, self.search)
+        if not streamed:
+            deps = dataclasses.replace(deps, model=_ResultOnly(deps.model))
         return run_chat(request, deps, self.backend.capabilities(request.model))
+
+
+class _ResultOnly(ModelBackend):
+    """The model of a run whose text deltas nobody watches (a non-streamed request): its ``complete``
+    passes no ``on_delta`` on, so a backend may answer in one plain call (the HTTP backend does: no
+    stream framing or SSE parsing), and the graph then sees the whole text as one delta."""
+
+    def __init__(self, backend: ModelBackend) -> None:
+        self._backend = backend
+        self.name = backend.name
+
+    async def list_models(self) -> list[str]:
+        return await self._backend.list_models()
+
+    async def check_model(self, model: str) -> None:
+        await self._backend.check_model(model)
+
+    def capabilities(self, model: str) -> Capabilities:
+        return self._backend.capabilities(model)
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        return self._backend.stream(request)
+
+    async def complete(
+        self, request: ModelRequest, *, on_delta: Callable[[TextDelta], None] | None = None
+    ) -> ModelResult:
+        result = await self._backend.complete(request)
+        if on_delta is not None and result.content:
+            on_delta(TextDelta(result.content))
+        return result
 
 
 #: Forwarded fields a model without an upstream cannot honour: refused rather than silently skipped.
@@ -236,9 +282,11 @@ class _AsyncCompletions:
         if streaming:
             options = StreamOptions(json_mode=request.response_format is not None,
                                     include_usage=bool((params.get("stream_options") or {}).get("include_usage")))
-            chunks = _choices_stream(self._client, request, deps, completion_id, created, options)
-            return AsyncStream(chunks)
-        outcomes = [await _outcome(self._client._events(request, deps)) for _ in range(request.n)]
+            if request.n == 1:  # one run: its chunks as they are, without a merging layer per chunk
+                return AsyncStream(chunk_stream(self._client._events(request, deps), completion_id=completion_id,
+                                                created=created, model=request.model, options=options))
+            return AsyncStream(_choices_stream(self._client, request, deps, completion_id, created, options))
+        outcomes = [await _outcome(self._client._events(request, deps, streamed=False)) for _ in range(request.n)]
         if request.n == 1:
             return completion(outcomes[0], completion_id=completion_id, created=created)
         return completion_of_choices(outcomes, completion_id=completion_id, created=created)

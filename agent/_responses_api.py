@@ -102,7 +102,7 @@ class AsyncResponses:
                                         [*history, *parsed.input_messages, *encoder.conversation()])
                 await self.store.put(encoder.response["id"], record)
 
-        events = response_events(self._client._events(request, deps), encoder, save)
+        events = response_events(self._client._events(request, deps, streamed=streaming), encoder, save)
         if streaming:
             return AsyncResponseStream(events, encoder)
         last: Mapping[str, Any] = {}

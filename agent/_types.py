@@ -3,6 +3,11 @@
 ``response["choices"][0]["message"]["content"]`` (the studiolm docs) and
 ``response.choices[0].message.content`` (openai-python habit) both work, and the object *is* a
 ``dict``, so ``json.dumps(response)`` gives the exact HTTP body.
+
+Nested objects are wrapped when first read (``[]``, ``.get``, attribute access), not on creation:
+a stream's chunks are built by the thousand and most are only encoded or skimmed, so only what a
+caller actually reads pays for the wrapping. A wrapped value replaces the plain one in its parent,
+so it is wrapped once and edits to it stick.
 """
 
 from __future__ import annotations
@@ -13,10 +18,21 @@ __all__ = ["ChatCompletion", "ChatCompletionChunk", "Model", "ModelList", "WireO
 
 
 class WireObject(dict[str, Any]):
-    """A JSON object with attribute access; nested objects and lists are wrapped on creation."""
+    """A JSON object with attribute access; nested objects and lists are wrapped when first read."""
 
     def __init__(self, data: dict[str, Any] | None = None, /, **kwargs: Any) -> None:
-        super().__init__({k: _wrap(v) for k, v in {**(data or {}), **kwargs}.items()})
+        dict.__init__(self, data or (), **kwargs)
+
+    def __getitem__(self, key: str) -> Any:
+        value = dict.__getitem__(self, key)
+        kind = type(value)
+        if kind is dict or kind is list:  # plain: not read through this object yet
+            value = _wrap(value)
+            dict.__setitem__(self, key, value)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default  # noqa: SIM401 - this is get: [] wraps
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -30,6 +46,10 @@ class WireObject(dict[str, Any]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({dict.__repr__(self)})"
+
+
+class _WireList(list[Any]):
+    """A list whose objects are wrapped (a plain ``list`` otherwise: ``json.dumps`` takes it as one)."""
 
 
 class ChatCompletion(WireObject):
@@ -49,10 +69,13 @@ class ModelList(WireObject):
 
 
 def _wrap(value: Any) -> Any:
-    if isinstance(value, dict) and not isinstance(value, WireObject):
+    """One level: a plain dict becomes a WireObject (its own values wrap when read), a plain list a
+    _WireList of wrapped items."""
+    kind = type(value)
+    if kind is dict:
         return WireObject(value)
-    if isinstance(value, list):
-        return [_wrap(v) for v in value]
+    if kind is list:
+        return _WireList([_wrap(v) for v in value])
     return value
 
 

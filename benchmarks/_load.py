@@ -68,9 +68,11 @@ async def load(base: str, *, stream: bool, concurrency: int, requests: int, pid:
         for _ in range(max(1, WARM_UP_REQUESTS // concurrency)):
             await asyncio.gather(*(one(http, url, stream) for http in clients), return_exceptions=True)
         cpu_before = tree_cpu_seconds(pid) if pid else 0.0
+        own_before = time.process_time()
         began = time.perf_counter()
         await asyncio.gather(*(worker(http) for http in clients))
         elapsed = time.perf_counter() - began
+        own = time.process_time() - own_before
         cpu = (tree_cpu_seconds(pid) - cpu_before) if pid else float("nan")
     finally:
         for http in clients:
@@ -87,6 +89,8 @@ async def load(base: str, *, stream: bool, concurrency: int, requests: int, pid:
         # Per answered request: a refusal (429) costs the server little, so dividing by all requests
         # would make a server that refuses most of them look cheap.
         "cpu_ms_per_request": cpu / max(len(ok), 1) * 1000,
+        # The load generator's own CPU over the cell, as a share of one core: near 1.0 it is the limit.
+        "client_cpu_share": own / elapsed if elapsed else float("nan"),
     }
 
 

@@ -84,6 +84,29 @@ def _stat_fields(pid: int) -> list[str] | None:
     return text[text.rindex(")") + 2:].split()  # the name may hold spaces; fields follow ')'
 
 
+def children(pid: int) -> list[int]:
+    """The live direct children of ``pid``."""
+    return [int(entry) for entry in os.listdir("/proc")
+            if entry.isdigit() and (fields := _stat_fields(int(entry))) and int(fields[1]) == pid]
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def memory_mib(pid: int) -> dict[str, float]:
+    """RSS, PSS (shared pages divided among their users) and private memory of ``pid``, in MiB."""
+    fields: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, value = line.split(":", 1)
+        fields[name] = int(value.split()[0]) / 1024
+    return {"rss": fields.get("Rss", float("nan")), "pss": fields.get("Pss", float("nan")),
+            "private": fields.get("Private_Clean", 0.0) + fields.get("Private_Dirty", 0.0)}
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of ``pid`` and all its live descendants (utime+stime, /proc)."""
     parents: dict[int, list[int]] = {}

@@ -1,10 +1,11 @@
 """``studiolm serve`` for the benchmarks: ``python -m benchmarks._serve PORT [--max-concurrency N]
-[--max-queue N] [--profile FILE] [--uvloop]``.
+[--max-queue N] [--workers N] [--profile FILE] [--uvloop]``.
 
 The same :func:`agent.server.serve` the CLI calls, configured by the environment as the CLI is
 (``STUDIOLM_BASE_URL`` / ``STUDIOLM_API_KEY`` point it at the fake upstream), with no search and
 one API key. ``--max-concurrency`` / ``--max-queue`` pass :class:`ServerLimits` (absent: the
-server's own defaults). ``--profile`` runs it under :mod:`cProfile`, every thread included (the
+server's own defaults); ``--workers N`` runs N worker processes as ``studiolm serve --workers N`` does.
+``--profile`` runs it under :mod:`cProfile`, every thread included (the
 server also works in a thread pool, on each thread's CPU clock), forgets what it recorded so far on
 SIGUSR1 (start-up, warm-up) and writes the merged stats to FILE on SIGINT.
 """
@@ -34,7 +35,8 @@ def limits(args: argparse.Namespace) -> ServerLimits | None:
 
 
 def run(args: argparse.Namespace) -> None:
-    main = serve(port=args.port, api_keys=[KEY], limits=limits(args), search="none", log_level="warning")
+    main = serve(port=args.port, api_keys=[KEY], limits=limits(args), search="none", log_level="warning",
+                 workers=args.workers)
     if args.uvloop:
         # `studiolm serve` calls asyncio.run, so uvicorn runs on the loop it is given, never uvloop's.
         import uvloop
@@ -76,6 +78,7 @@ def main() -> None:
     parser.add_argument("port", type=int)
     parser.add_argument("--max-concurrency", type=int, default=None)
     parser.add_argument("--max-queue", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--profile", default=None)
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop (what-if; the CLI does not)")
     args = parser.parse_args()

@@ -24,8 +24,8 @@ def render(r: dict[str, Any]) -> str:
     lines = header(r)
     if "http" in r:
         lines += http(r)
-    for name, section in (("sdk", sdk), ("model", model), ("rss", rss), ("search", search_validation),
-                          ("profile", profile)):
+    for name, section in (("sdk", sdk), ("model", model), ("rss", rss), ("workers", workers),
+                          ("search", search_validation), ("profile", profile)):
         if name in r or (name == "search" and "validation" in r):
             lines += section(r)
     if r["notes"]:
@@ -128,16 +128,24 @@ def model(r: dict[str, Any]) -> list[str]:
     m = r["model"]
     if "skipped" in m:
         return ["## Embedded model", "", f"Not measured: {m['skipped']}.", ""]
-    return ["## Embedded model: the stack vs raw llama-cpp-python", "",
-            f"{m['model']}, {m['threads']} thread(s), one free-text answer of up to {m['max_tokens']} tokens, "
-            "temperature 0, same sampling settings; tokens/s = completion tokens / wall time, prompt "
-            "processing included"
-            + (f" (prompt tokens: stack {m['prompt_tokens'].get('stack')}, raw {m['prompt_tokens'].get('raw')})"
-               if m.get("prompt_tokens") else "")
-            + ".", "",
-            "| path | tokens/s | stack / raw |", "|---|---:|---:|",
-            f"| AsyncClient(LlamaBackend) | {_ms(m['stack_tokens_per_s'], 1)} | {_x(m['ratio'])} |",
-            f"| llama_cpp.Llama.create_chat_completion | {_ms(m['raw_tokens_per_s'], 1)} | 1.00x |", ""]
+    tiers = m.get("tiers", [m])  # one tier in runs before the per-tier table
+    measured = [t for t in tiers if "skipped" not in t]
+    lines = ["## Embedded model: the stack vs raw llama-cpp-python", "",
+             "Per tier, the same GGUF file through `AsyncClient(LlamaBackend)` and through "
+             "`llama_cpp.Llama.create_chat_completion`, taking turns; one free-text answer of up to "
+             f"{measured[0]['max_tokens'] if measured else '-'} tokens, temperature 0, same sampling settings, "
+             f"{measured[0]['threads'] if measured else '-'} thread(s); tokens/s = completion tokens / wall time, "
+             "prompt processing included.", "",
+             "| model | prompt tokens (stack / raw) | stack tokens/s | raw tokens/s | stack / raw |",
+             "|---|---:|---:|---:|---:|"]
+    for t in tiers:
+        if "skipped" in t:
+            lines.append(f"| {t['model_id']} | not measured: {t['skipped']} | | | |")
+            continue
+        prompt = t.get("prompt_tokens") or {}
+        lines.append(f"| {t['model']} | {prompt.get('stack', '-')} / {prompt.get('raw', '-')} "
+                     f"| {_ms(t['stack_tokens_per_s'], 1)} | {_ms(t['raw_tokens_per_s'], 1)} | {_x(t['ratio'])} |")
+    return [*lines, ""]
 
 
 def rss(r: dict[str, Any]) -> list[str]:
@@ -149,6 +157,37 @@ def rss(r: dict[str, Any]) -> list[str]:
             f"| {m['idle_rss_mib']:.0f} | {m['peak_rss_mib']:.0f} "
             f"| {m['errors']}{' (' + ', '.join(m['error_kinds']) + ')' if m['errors'] else ''} "
             f"| {', '.join(f'{v:.0f}' for v in m['p50_ms'])} |", ""]
+
+
+def workers(r: dict[str, Any]) -> list[str]:
+    w = r["workers"]
+    lines = ["## `studiolm serve --workers N`: 1 worker vs 2", "",
+             "Two servers (`--workers 1`, `--workers 2`, limits: " + w["limits"] + ") in front of the same fake "
+             "upstream, loaded in turn with the upstream alone (*direct*), the same requests per cell as the HTTP "
+             "section; req/s median (min-max) of the repetitions, gain = 2 workers / 1 worker per repetition. "
+             "The load generator is one Python process on the same machine: *generator CPU* is its CPU time "
+             "over the cell as a share of one core (near 1.00 it, not the server, is the limit), and *direct* "
+             "req/s is the most it drove against the upstream alone.", "",
+             "| mode | c | direct req/s | 1 worker req/s | 2 workers req/s | gain 2/1 | generator CPU (1w / 2w) "
+             "| errors (1w / 2w) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in w["rows"]:
+        cpu, errors = row["generator_cpu_share"], row["errors"]
+        lines.append(f"| {row['mode']} | {row['concurrency']} | {_ms(row['rps_direct'], 0)} "
+                     f"| {_ms(row['rps_1_worker'], 0)} | {_ms(row['rps_2_workers'], 0)} "
+                     f"| {_x(row['gain_2_over_1']['median'])} | {cpu['1 worker']:.2f} / {cpu['2 workers']:.2f} "
+                     f"| {errors['1 worker']} / {errors['2 workers']} |")
+    e = w.get("embedded")
+    if e:
+        lines += ["", f"Embedded model ({e['model']}), `--workers 2`: {e['answered']} of {e['requests']} "
+                  f"answers, two at a time (HTTP {', '.join(map(str, e['statuses']))}); memory per worker process "
+                  "after answering (MiB; the weights are memory-mapped and shared through the page cache, so "
+                  "RSS counts them in each worker and PSS splits them):", "",
+                  "| worker | RSS | PSS | private | RSS before the first answer |", "|---|---:|---:|---:|---:|"]
+        idle = e.get("idle_memory_mib", {})
+        lines += [f"| {i} | {m['rss']:.0f} | {m['pss']:.0f} | {m['private']:.0f} "
+                  f"| {idle[pid]['rss']:.0f} |" if pid in idle else f"| {i} | {m['rss']:.0f} | {m['pss']:.0f} "
+                  f"| {m['private']:.0f} | - |" for i, (pid, m) in enumerate(e["memory_mib"].items(), 1)]
+    return [*lines, ""]
 
 
 def search_validation(r: dict[str, Any]) -> list[str]:

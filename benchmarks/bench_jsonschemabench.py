@@ -128,7 +128,8 @@ def constrained(backend: Any, model: str, engine: str, schema: Any) -> bool | No
     """
     try:
         from agent.models._files import TIERS, model_path
-        from agent.models._llama import _load_shared, _schema_gbnf
+        from agent.models._llama import _schema_gbnf
+        from agent.models._llama_load import load_shared as _load_shared
         from agent.models._llguidance import engine_for, schema_grammar
     except ImportError:
         return None

@@ -10,8 +10,10 @@ LiteLLM's proxy (installed into benchmarks/.litellm-venv on first use, one worke
 loaded by this process with httpx at each concurrency, stream and non-stream, taking turns rep by
 rep. Then in this process: the SDK per call against raw httpx / the openai SDK / LangGraph +
 ChatOpenAI, the embedded model against raw llama-cpp-python, local search and JSON validation;
-the server's peak RSS under 256 concurrent streams; and a cProfile of the server at c=16.
-Sections: litellm, model, sdk, rss, profile, search, validation (``--skip`` any of them).
+the server's peak RSS under 256 concurrent streams; a cProfile of the server at c=16; and
+``--workers 1`` vs ``--workers 2`` at c=16/64 plus the memory of each embedded-model worker
+(benchmarks/_workers.py).
+Sections: litellm, model, sdk, rss, profile, search, validation, workers (``--skip`` any of them).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from benchmarks import _inprocess, _litellm, _profile, _stack_report
+from benchmarks import _inprocess, _litellm, _profile, _stack_report, _workers
 from benchmarks._load import KEY, load, median_spread
 from benchmarks._procs import (
     ROOT,
@@ -40,9 +42,9 @@ from benchmarks._procs import (
     versions,
 )
 
-SECTIONS = ("http", "litellm", "model", "sdk", "rss", "profile", "search", "validation")
+SECTIONS = ("http", "litellm", "model", "sdk", "rss", "profile", "search", "validation", "workers")
 #: The sections with a JSON file of their own (results/NAME.json); run.json holds the rest.
-PARTS = ("http", "sdk", "model", "rss", "profile", "search", "validation")
+PARTS = ("http", "sdk", "model", "rss", "profile", "search", "validation", "workers")
 PACKAGES = ("studiolm-agent", "httpx", "uvicorn", "starlette", "langgraph", "langchain-core", "langchain-openai",
             "openai", "llama_cpp_python", "orjson", "uvloop", "httptools")
 #: Run-wide switches set from the command line: ``uvloop`` runs our server on uvloop (a what-if:
@@ -59,10 +61,11 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         return {"concurrency": [1, 4], "requests": lambda c: 8 * c, "reps": 1, "sdk_calls": 5, "model_tokens": 8,
                 "model_reps": 1, "rss_streams": 16, "rss_rounds": 1, "profile_requests": 20, "search_queries": 20,
-                "validation_calls": 20}
+                "validation_calls": 20, "workers_concurrency": [4]}
     return {"concurrency": [1, 16, 64], "requests": lambda c: max(100, min(10 * c, 256)), "reps": args.reps,
             "sdk_calls": 100, "model_tokens": 128, "model_reps": max(args.reps, 5), "rss_streams": RSS_STREAMS,
-            "rss_rounds": RSS_ROUNDS, "profile_requests": 200, "search_queries": 200, "validation_calls": 200}
+            "rss_rounds": RSS_ROUNDS, "profile_requests": 200, "search_queries": 200, "validation_calls": 200,
+            "workers_concurrency": [16, 64]}
 
 
 def serve_argv(port: int, *, concurrency: int | None, queue: int | None, profile: Path | None = None) -> list[str]:
@@ -145,6 +148,9 @@ async def run(args: argparse.Namespace, p: dict[str, Any], tmp: Path) -> dict[st
             print("== SDK per call", flush=True)
             out["sdk"] = await _inprocess.sdk_per_call(upstream, calls=p["sdk_calls"], reps=p["reps"],
                                                        words=args.words)
+        if "workers" not in skip:
+            print("== workers: 1 vs 2", flush=True)
+            out["workers"] = await _workers.scaling((upstream, up.pid), p, args.max_concurrency, args.max_queue, tmp)
     if "profile" not in skip:
         print("== profile", flush=True)
         out["profile"] = await _profile.profile_server(p["profile_requests"], args, tmp)
@@ -154,6 +160,9 @@ async def run(args: argparse.Namespace, p: dict[str, Any], tmp: Path) -> dict[st
     if "model" not in skip:
         print("== embedded model", flush=True)
         out["model"] = await _inprocess.embedded(max_tokens=p["model_tokens"], reps=p["model_reps"])
+    if "workers" not in skip and "model" not in skip and not args.quick:
+        print("== workers: embedded model memory", flush=True)
+        out["workers"]["embedded"] = await _workers.embedded(tmp)
     if "search" not in skip:
         out["search"] = await _inprocess.local_search(queries=p["search_queries"], reps=p["reps"])
     if "validation" not in skip:

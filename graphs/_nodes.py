@@ -208,8 +208,11 @@ async def generate(state: ChatState, runtime: Runtime[ChatDeps]) -> ChatState:
     return update
 
 
-async def finish(state: ChatState) -> ChatState:
-    """Final answer text (see the module docstring); in images mode the images are appended inline as markdown."""
+def finish(state: ChatState) -> ChatState:
+    """Final answer text (see the module docstring); in images mode the images are appended inline as markdown.
+
+    Not a node of its own: the graph adds it to the update of the step that ends the run (see
+    :func:`graphs._chat.build_chat_graph`)."""
     if state["request"].response_format is not None:
         result = state.get("result")
         # The validated JSON alone; the images stay in the response's `images` field (markdown would break it).

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, cast
 
 from graphs._events import BudgetExhausted
 from graphs._json_format import JsonFormat
@@ -13,6 +12,7 @@ from graphs.model import Capabilities, Message, ModelBackend, ModelResult, Sampl
 from tools import ImageResult, SearchBackend, SearchResult
 
 __all__ = [
+    "GROWING",
     "ChatDeps",
     "ChatLimits",
     "ChatOutcome",
@@ -23,6 +23,7 @@ __all__ = [
     "ToolRun",
     "ValidationRecord",
     "WebSearchMode",
+    "fold",
 ]
 
 WebSearchMode = Literal["off", "auto", "force", "images"]
@@ -156,40 +157,66 @@ class ToolRun:
                 "error": self.error, "preview": self.preview}
 
 
-def _keep_last(_old: Any, new: Any) -> Any:
-    return new
-
-
 class ChatState(TypedDict, total=False):
-    """State of one chat run. Lists grow through their reducers; ``sources`` order is the ``[n]`` order."""
+    """State of one chat run; ``sources`` order is the ``[n]`` order.
+
+    Every key is a plain LangGraph channel (the last value written). The keys in :data:`GROWING` grow
+    instead: a node returns what it adds (new list items, a count, the usage of its call) and the
+    graph folds it into the state (:func:`fold`) before LangGraph sees it. Not LangGraph reducers: each
+    node's router needs the state after the update within the same step (see
+    :func:`graphs._chat.build_chat_graph`), and with whole values in every update the runner gets the
+    final state by laying the updates over the input, without a copy of the state after every step.
+    """
 
     request: ChatRequest
     capabilities: Capabilities
-    turns: Annotated[list[Message], operator.add]
-    reask_turns: Annotated[list[Message], operator.add]
-    queries: Annotated[list[str], operator.add]
-    sources: Annotated[list[SearchResult], operator.add]
-    images: Annotated[list[ImageResult], operator.add]
-    search_errors: Annotated[list[str], operator.add]
-    decision: Annotated[SearchDecision | None, _keep_last]
-    result: Annotated[ModelResult | None, _keep_last]
+    turns: list[Message]
+    reask_turns: list[Message]
+    queries: list[str]
+    sources: list[SearchResult]
+    images: list[ImageResult]
+    search_errors: list[str]
+    decision: SearchDecision | None
+    result: ModelResult | None
     #: The text each model turn streamed, in order (with its separator): outside JSON mode, the answer.
-    said: Annotated[list[str], operator.add]
-    answer: Annotated[str, _keep_last]
-    usage: Annotated[Usage, operator.add]
-    model_calls: Annotated[int, operator.add]
-    generations: Annotated[int, operator.add]
-    search_rounds: Annotated[int, operator.add]
-    validation: Annotated[list[ValidationRecord], operator.add]
-    parsed: Annotated[Any, _keep_last]
+    said: list[str]
+    answer: str
+    usage: Usage
+    model_calls: int
+    generations: int
+    search_rounds: int
+    validation: list[ValidationRecord]
+    parsed: Any
     started_at: float
-    planned_search: Annotated[bool, _keep_last]
-    tool_rounds: Annotated[int, operator.add]
-    tool_decision: Annotated[ToolDecision | None, _keep_last]
-    tool_runs: Annotated[list[ToolRun], operator.add]
-    pending_calls: Annotated[tuple[ToolCall, ...], _keep_last]
-    repeated_round: Annotated[bool, _keep_last]
-    budget_exhausted: Annotated[BudgetExhausted | None, _keep_last]
+    planned_search: bool
+    tool_rounds: int
+    tool_decision: ToolDecision | None
+    tool_runs: list[ToolRun]
+    pending_calls: tuple[ToolCall, ...]
+    repeated_round: bool
+    budget_exhausted: BudgetExhausted | None
+
+
+#: The keys whose updates add to the state rather than replace it, each with its value before any
+#: update (a node returns ``{"turns": [new_turn], "model_calls": 1}``, never the whole list or count).
+GROWING: dict[str, Any] = {
+    "turns": [], "reask_turns": [], "queries": [], "sources": [], "images": [], "search_errors": [],
+    "said": [], "validation": [], "tool_runs": [],
+    "usage": Usage(), "model_calls": 0, "generations": 0, "search_rounds": 0, "tool_rounds": 0,
+}
+
+
+def fold(state: ChatState, update: ChatState) -> ChatState:
+    """``update``'s values as they stand after it is applied to ``state``: the :data:`GROWING` keys with
+    their additions added (``state`` itself is left as it is), every other key as written."""
+    before, folded = cast("dict[str, Any]", state), {}
+    for key, value in update.items():
+        zero = GROWING.get(key, _REPLACE)
+        folded[key] = value if zero is _REPLACE else before.get(key, zero) + value
+    return cast(ChatState, folded)
+
+
+_REPLACE = object()
 
 
 @dataclass(frozen=True, slots=True)

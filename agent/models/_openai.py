@@ -1,9 +1,11 @@
 """A model backend for any OpenAI-compatible chat-completions endpoint (OpenAI, studiolm, vLLM, llama.cpp
 server, Ollama), over an injected or owned ``httpx.AsyncClient``.
 
-Every call streams (``stream: true`` with ``stream_options.include_usage``); ``complete`` is derived
-from ``stream`` by :class:`~graphs.model.ModelBackend`. Servers that ignore ``stream`` and answer with
-one JSON completion are understood too.
+``stream`` streams (``stream: true`` with ``stream_options.include_usage``). ``complete`` without
+``on_delta`` (nobody watches the text arrive: the graph's side calls, a non-streamed request) makes one
+plain call (``stream: false``), which spares the upstream and us the chunk framing and SSE parsing;
+with ``on_delta`` it is derived from ``stream``. Either way the answer may come in the other shape
+(servers that ignore ``stream``): the body's content type or first byte decides how it is read.
 
 Retries follow the official ``openai`` Python SDK: 408, 409, 429, 5xx and connection failures are
 retried up to ``max_retries`` times with exponential backoff and jitter, honouring ``Retry-After`` /
@@ -18,6 +20,7 @@ line/event, whole stream, error body), an HTML page where JSON/SSE was expected 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import email.utils
 import json
@@ -25,7 +28,7 @@ import math
 import random
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -38,11 +41,12 @@ from agent._exceptions import (
     BadRequestError,
     UpstreamTooLargeError,
 )
-from agent._redact import redact_secrets, redact_url
+from agent._redact import REDACTED, redact_url, url_secrets
 from agent.models._openai_wire import (
     CompletionReader,
     ResponseLimits,
     chat_body,
+    encode_json,
     html_page_message,
     is_html,
     model_ids,
@@ -51,7 +55,8 @@ from agent.models._openai_wire import (
     swap_budget_field,
     too_large,
 )
-from graphs.model import Capabilities, ModelBackend, ModelEvent, ModelRequest
+from graphs import ModelError
+from graphs.model import Capabilities, ModelBackend, ModelEvent, ModelRequest, ModelResult, TextDelta
 
 __all__ = [
     "DEFAULT_MAX_RETRIES",
@@ -111,7 +116,10 @@ class OpenAICompatibleBackend(ModelBackend):
         if max_retries < 0:
             raise BadRequestError(f"must be >= 0, got {max_retries}", param="max_retries")
         self._api_key = api_key or None
-        self._given_url = base_url  # kept only to find its secrets in text we pass on
+        self._post_headers = {**self._headers(), "Content-Type": "application/json"}  # the body is encoded here
+        secrets = [*url_secrets(base_url), *([self._api_key] if self._api_key else [])]
+        # What _redact replaces, in redact_secrets' order: the whole URL, then each secret in it.
+        self._replacements = [(base_url, redact_url(base_url)), *((secret, REDACTED) for secret in secrets)]
         self._shown_url = redact_url(base_url.rstrip("/"))  # the only form of the URL any message contains
         # Userinfo goes out as Basic auth (as httpx would send it), never in the request URL: httpx
         # logs every request's URL at INFO. A query string follows the path, not the base.
@@ -146,9 +154,28 @@ class OpenAICompatibleBackend(ModelBackend):
         if self._owns_client:
             await self._client.aclose()
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+    def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """Stream one chat completion; see the module docstring for retries."""
-        body = chat_body(request, self._capabilities)
+        return self._call(request, stream=True)
+
+    async def complete(
+        self, request: ModelRequest, *, on_delta: Callable[[TextDelta], None] | None = None
+    ) -> ModelResult:
+        """The final :class:`ModelResult`; without ``on_delta``, from one non-streamed upstream call."""
+        if on_delta is not None:
+            return await super().complete(request, on_delta=on_delta)
+        result: ModelResult | None = None
+        async with contextlib.aclosing(self._call(request, stream=False)) as events:
+            async for event in events:
+                if isinstance(event, ModelResult):
+                    result = event
+        if result is None:  # _call ends with a result or raises; kept as the base class's guarantee
+            raise ModelError(f"model backend {self.name!r} ended its stream without a result")
+        return result
+
+    async def _call(self, request: ModelRequest, *, stream: bool) -> AsyncGenerator[ModelEvent]:
+        """One completion, asked for streamed or whole (the reader takes either), with retries."""
+        body = chat_body(request, self._capabilities, stream=stream)
         attempt, swapped = 0, False
         while True:
             attempt += 1
@@ -159,8 +186,8 @@ class OpenAICompatibleBackend(ModelBackend):
                     "POST",
                     self._url("/chat/completions"),
                     auth=self._auth,
-                    json=body,
-                    headers=self._headers(),
+                    content=encode_json(body),
+                    headers=self._post_headers,
                     timeout=self._timeout,
                 ) as response:
                     if not response.is_success:
@@ -196,11 +223,14 @@ class OpenAICompatibleBackend(ModelBackend):
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-
     def _redact(self, text: str) -> str:
         # Upstreams echo a rejected key back ("Incorrect API key provided: sk-..."), httpx errors may
-        # name the URL: never pass the key or the URL's userinfo/query secrets on.
-        return redact_secrets(text, self._given_url, [self._api_key])
+        # name the URL: never pass the key or the URL's userinfo/query secrets on. (redact_secrets,
+        # with its replacements worked out once: this runs on every event of every stream.)
+        for secret, shown in self._replacements:
+            if secret in text:
+                text = text.replace(secret, shown)
+        return text
 
     async def _get_json(self, path: str) -> Any:
         attempt = 0

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from agent._exceptions import (
     APIConnectionError,
     APIError,
@@ -46,6 +48,7 @@ __all__ = [
     "CompletionReader",
     "ResponseLimits",
     "chat_body",
+    "encode_json",
     "html_page_message",
     "is_html",
     "too_large",
@@ -171,9 +174,21 @@ def _malformed(what: str, raw: str, status: int, attempt: int) -> APIStatusError
 def parse_json(text: str, status: int, attempt: int) -> Any:
     """``text`` as JSON; an :class:`APIStatusError` carrying the text when it is not."""
     try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    try:  # what orjson refuses and json takes: NaN/Infinity, integers past 64 bits
         return json.loads(text)
     except ValueError:
         raise _malformed("JSON", text, status, attempt) from None
+
+
+def encode_json(body: Any) -> bytes:
+    """A request body as compact UTF-8 JSON (orjson; the json module for what orjson refuses)."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # orjson.JSONEncodeError: integers past 64 bits, non-str keys
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def model_ids(body: Any) -> list[str]:
@@ -187,8 +202,9 @@ def model_ids(body: Any) -> list[str]:
 # --- Request body ------------------------------------------------------------------------------------
 
 
-def chat_body(request: ModelRequest, capabilities: Capabilities) -> dict[str, Any]:
-    """The OpenAI chat-completions request body for ``request``."""
+def chat_body(request: ModelRequest, capabilities: Capabilities, *, stream: bool = True) -> dict[str, Any]:
+    """The OpenAI chat-completions request body for ``request``: streamed with usage in the last
+    chunk, or (``stream=False``) asking for one JSON completion."""
     sampling = request.sampling
     body: dict[str, Any] = {
         "model": request.model,
@@ -198,8 +214,9 @@ def chat_body(request: ModelRequest, capabilities: Capabilities) -> dict[str, An
         "top_p": sampling.top_p,
         "frequency_penalty": sampling.frequency_penalty,
         "presence_penalty": sampling.presence_penalty,
-        "stream": True,
-        "stream_options": {"include_usage": True},
+        "stream": stream,
+        # OpenAI refuses stream_options on a non-streamed call.
+        **({"stream_options": {"include_usage": True}} if stream else {}),
         **_optional_sampling(sampling),
         **dict(request.extra),
     }
@@ -339,6 +356,8 @@ class CompletionReader:
     def feed(self, chunk: bytes) -> list[TextDelta]:
         """The next piece of the body; returns the text deltas it completed."""
         self._count(len(chunk))
+        if self._mode == "sse":  # the usual case first
+            return self._events(chunk)
         if self._mode is None:
             self._head += chunk
             head = self._head.lstrip()
@@ -356,6 +375,9 @@ class CompletionReader:
         if self._mode == "json":
             self._head += chunk
             return []
+        return self._events(chunk)
+
+    def _events(self, chunk: bytes) -> list[TextDelta]:
         try:
             events = self._sse.feed(chunk)
         except UpstreamTooLargeError as exc:
@@ -365,6 +387,8 @@ class CompletionReader:
 
     def _count(self, size: int) -> None:
         self._received += size
+        if self._mode == "sse" and self._received <= self._limits.max_stream_bytes:
+            return  # the usual case, without working out which cap applies
         if self._mode == "json" or (self._mode is None and self._head.lstrip().startswith(b"{")):
             limit, name, what = self._limits.max_response_bytes, "max_response_bytes", "the JSON body"
         else:
@@ -404,7 +428,7 @@ class CompletionReader:
     def _event(self, event: SSEEvent) -> TextDelta | None:
         if self._done:
             return None  # drained after [DONE] so the connection can be reused
-        if event.data.strip() == "[DONE]":
+        if "[DONE]" in event.data and event.data.strip() == "[DONE]":
             self._done = True
             return None
         payload = parse_json(self._redact(event.data), self._status, self._attempt)
@@ -415,15 +439,18 @@ class CompletionReader:
         return self._chunk(payload)
 
     def _chunk(self, payload: dict[str, Any]) -> TextDelta | None:
-        if isinstance(payload.get("usage"), dict):
-            self._usage = _usage(payload["usage"])
+        usage = payload.get("usage")
+        if usage and isinstance(usage, dict):
+            self._usage = _usage(usage)
         choice = _first_choice(payload)
         delta = _dict(choice.get("delta"))
-        for tool_delta in _list(delta.get("tool_calls")):
-            self._tool_delta(_dict(tool_delta))
+        if "tool_calls" in delta:
+            for tool_delta in _list(delta["tool_calls"]):
+                self._tool_delta(_dict(tool_delta))
         if choice.get("finish_reason"):
             self._finish = str(choice["finish_reason"])
-        self._logprobs += [e for e in _list(_dict(choice.get("logprobs")).get("content")) if isinstance(e, dict)]
+        if choice.get("logprobs"):  # most chunks have none (null or absent): no list to build
+            self._logprobs += [e for e in _list(_dict(choice["logprobs"]).get("content")) if isinstance(e, dict)]
         text = delta.get("content")
         if not isinstance(text, str) or not text:
             return None
@@ -489,7 +516,12 @@ def _event_error(payload: Any, attempt: int) -> APIStatusError:
 
 def _first_choice(payload: dict[str, Any]) -> dict[str, Any]:
     # We ask for one choice (no `n`); anything beyond index 0 is not ours to merge.
-    for choice in _list(payload.get("choices")):
+    choices = payload.get("choices")
+    if type(choices) is list and choices:
+        first = choices[0]  # the usual case, checked without a loop
+        if type(first) is dict and first.get("index", 0) == 0:
+            return first
+    for choice in _list(choices):
         if isinstance(choice, dict) and choice.get("index", 0) == 0:
             return choice
     return {}

@@ -24,7 +24,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import AsyncIterable, AsyncIterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from agent._exceptions import UpstreamTooLargeError
 
@@ -39,9 +39,10 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 _BOM = "\ufeff"
 
 
-@dataclass(frozen=True, slots=True)
-class SSEEvent:
-    """One dispatched event: its ``data`` text, ``event`` name and the last seen ``id``."""
+class SSEEvent(NamedTuple):
+    """One dispatched event: its ``data`` text, ``event`` name and the last seen ``id``.
+
+    A named tuple, immutable and the cheapest to build: one is built per event of every stream."""
 
     data: str
     event: str = "message"
@@ -90,20 +91,28 @@ class SSEDecoder:
         if self._after_cr and text.startswith("\n"):
             text = text[1:]
         self._after_cr = text.endswith("\r")
+        # One split, not a regex scan: the last piece is the unterminated tail ("" after a line end).
+        lines = _LINE_END.split(text) if "\r" in text else text.split("\n")
         events: list[SSEEvent] = []
-        start = 0
-        for match in _LINE_END.finditer(text):
-            self._keep(text[start : match.start()])
-            start = match.end()
-            line = "".join(self._partial)
-            self._partial.clear()
-            self._partial_chars = 0
-            event = self._line(line)
+        for index in range(len(lines) - 1):
+            event = self._line(self._complete(lines[index]))
             if event is not None:
                 events.append(event)
-        if start < len(text):
-            self._keep(text[start:])
+        if lines[-1]:
+            self._keep(lines[-1])
         return events
+
+    def _complete(self, piece: str) -> str:
+        """The line that ``piece`` ends: the kept start of it, if any, joined to it."""
+        if not self._partial:
+            if len(piece) > self._max_line:
+                raise _too_large("max_sse_line_chars", "one line of the event stream", self._max_line)
+            return piece
+        self._keep(piece)
+        line = "".join(self._partial)
+        self._partial.clear()
+        self._partial_chars = 0
+        return line
 
     def _keep(self, piece: str) -> None:
         self._partial_chars += len(piece)
@@ -115,6 +124,9 @@ class SSEDecoder:
     def _line(self, line: str) -> SSEEvent | None:
         if not line:
             return self._dispatch()
+        if line.startswith("data: "):  # nearly every line of a chat stream
+            self._field("data", line[6:])
+            return None
         if line.startswith(":"):
             return None
         name, colon, value = line.partition(":")
@@ -142,7 +154,8 @@ class SSEDecoder:
             self._event = ""
             self._data_chars = 0
             return None
-        event = SSEEvent("\n".join(self._data), self._event or "message", self._last_id, self._retry)
+        data = self._data[0] if len(self._data) == 1 else "\n".join(self._data)
+        event = SSEEvent(data, self._event or "message", self._last_id, self._retry)
         self._data.clear()
         self._data_chars = 0
         self._event = ""

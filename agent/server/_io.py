@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+import orjson
 from starlette.types import Message, Receive, Send
 
 from agent._exceptions import (
@@ -134,7 +135,17 @@ def internal_error() -> StudiolmError:
 
 
 def dumps(body: Any) -> bytes:
-    """Compact ASCII JSON: no raw newline can end up inside an SSE line, no UTF-8 can be split."""
+    """Compact ASCII JSON: no raw newline can end up inside an SSE line, no UTF-8 can be split.
+
+    orjson writes it (it escapes control characters, so never a raw newline); text beyond ASCII, and
+    what orjson refuses (integers past 64 bits), go through the json module's ``\\u`` escapes.
+    """
+    try:
+        data = orjson.dumps(body)
+        if data.isascii():
+            return data
+    except TypeError:  # orjson.JSONEncodeError
+        pass
     return json.dumps(body, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
@@ -267,7 +278,7 @@ CHAT_SSE = SseFormat(encode=lambda chunk: b"data: " + dumps(chunk) + b"\n\n", he
 
 async def pump_sse(stream: EventStream, sender: Sender, *, keepalive: float, hold: float, where: str,
                    fmt: SseFormat = CHAT_SSE, shutdown: Shutdown | None = None) -> None:
-    """Send ``stream`` as Server-Sent Events: one complete ``data:`` event per write.
+    """Send ``stream`` as Server-Sent Events: complete ``data:`` events, those ready together in one write.
 
     The first chunks (the role chunk, early steps) are held back until the first token or for
     ``hold`` seconds, so a failure that comes first (the upstream is down) still gets its real HTTP
@@ -291,28 +302,37 @@ async def pump_sse(stream: EventStream, sender: Sender, *, keepalive: float, hol
 
 
 async def _pump(queue: asyncio.Queue[Any], sender: Sender, keepalive: float, hold: float, fmt: SseFormat) -> None:
-    held: list[bytes] = []
+    held: list[bytes] = []  # encoded events not yet written
     commit_at = asyncio.get_running_loop().time() + hold
     while True:
-        try:
-            async with asyncio.timeout_at(None if sender.started else commit_at):
-                async with asyncio.timeout(keepalive):
-                    item = await queue.get()
-        except TimeoutError:
-            if held or not sender.started:
-                await _flush(sender, held)
-            else:
-                await sender.body(KEEPALIVE)
-            continue
+        if queue.empty():
+            try:
+                async with asyncio.timeout_at(None if sender.started else commit_at):
+                    async with asyncio.timeout(keepalive):
+                        item = await queue.get()
+            except TimeoutError:
+                if held or not sender.started:
+                    await _flush(sender, held)
+                else:
+                    await sender.body(KEEPALIVE)
+                continue
+        else:
+            item = queue.get_nowait()  # ready already: no timers to set up
         if isinstance(item, StudiolmError):
+            if sender.started:
+                await _flush(sender, held)  # what came before the failure, then the failure
             await _fail(sender, item, fmt)
             return
         if item is None:
-            await _flush(sender, held)
-            await sender.body(fmt.done, more=False)
+            held.append(fmt.done)
+            await _flush(sender, held, more=False)
             return
         held.append(fmt.encode(item))
-        if sender.started or (len(held) > 1 and not fmt.held(item)):
+        if not sender.started and len(held) > 1 and not fmt.held(item):
+            await sender.start(200, SSE_HEADERS)  # committed: from here on a failure is an event
+        # Events already queued go out with this one, in one write; an event is never held back to
+        # wait for another (only what is ready is joined).
+        if sender.started and queue.empty():
             await _flush(sender, held)
 
 
@@ -328,11 +348,11 @@ async def _produce(stream: EventStream, queue: asyncio.Queue[Any], where: str) -
         await stream.aclose()  # stops the run, also when this task is cancelled
 
 
-async def _flush(sender: Sender, held: list[bytes]) -> None:
+async def _flush(sender: Sender, held: list[bytes], *, more: bool = True) -> None:
     if not sender.started:
         await sender.start(200, SSE_HEADERS)
-    for event in held:
-        await sender.body(event)
+    if held or not more:
+        await sender.body(b"".join(held), more=more)
     held.clear()
 
 

@@ -188,7 +188,8 @@ async def test_stream_yields_deltas_then_a_result_with_real_usage(gguf: Path) ->
     import llama_cpp
 
     prompt = "Write a story about a dragon who learns to cook."
-    events = [e async for e in LlamaBackend().stream(_request(prompt, max_tokens=16))]
+    # 32 tokens take well over 0.1 s, so text goes out in several pieces however fast the model is.
+    events = [e async for e in LlamaBackend().stream(_request(prompt, max_tokens=32))]
     deltas, result = events[:-1], events[-1]
     assert len(deltas) >= 5 and all(isinstance(d, TextDelta) for d in deltas)
     assert isinstance(result, ModelResult)
@@ -197,10 +198,10 @@ async def test_stream_yields_deltas_then_a_result_with_real_usage(gguf: Path) ->
     # llama-cpp's own (non-streaming) usage for the same prompt is the reference.
     llama = llama_cpp.Llama(model_path=str(gguf), n_ctx=512, n_threads=1, n_threads_batch=1, verbose=False)
     reference: Any = llama.create_chat_completion(
-        [{"role": "user", "content": prompt}], max_tokens=16, temperature=0, repeat_penalty=REPEAT_PENALTY
+        [{"role": "user", "content": prompt}], max_tokens=32, temperature=0, repeat_penalty=REPEAT_PENALTY
     )
     assert result.usage.prompt_tokens == reference["usage"]["prompt_tokens"]
-    assert result.usage.completion_tokens == reference["usage"]["completion_tokens"] == 16
+    assert result.usage.completion_tokens == reference["usage"]["completion_tokens"] == 32
 
 
 @pytest.mark.local_model
@@ -213,6 +214,23 @@ async def test_short_answer_stops_and_counts_completion_tokens(gguf: Path) -> No
         result.content.encode(), add_bos=False
     )
     assert result.usage.completion_tokens == len(tokens)
+
+
+@pytest.mark.local_model
+async def test_prompt_tokens_count_the_whole_prompt_when_its_start_is_cached(gguf: Path) -> None:
+    backend = LlamaBackend()
+    question = _request("Name three rivers in Europe and say where each one flows.", max_tokens=2)
+    cold = await backend.complete(_request("Unrelated words first.", max_tokens=2))
+    after_other = await backend.complete(question)
+    # The same conversation again, longer: llama.cpp reuses the cached start and evaluates only the rest.
+    longer = ModelRequest(model=TINY, messages=(*question.messages, Message("assistant", "Sure."),
+                                                Message("user", "And two in Asia.")),
+                          sampling=question.sampling)
+    after_same = await backend.complete(longer)
+    again = await backend.complete(_request("Unrelated words first.", max_tokens=2))
+    after_reset = await backend.complete(longer)
+    assert cold.usage == again.usage
+    assert after_same.usage.prompt_tokens == after_reset.usage.prompt_tokens > after_other.usage.prompt_tokens
 
 
 @pytest.mark.local_model

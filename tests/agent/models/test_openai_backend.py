@@ -324,7 +324,7 @@ async def test_request_body_and_authorization_header(upstream: Upstream, make_ba
         messages=(Message("system", "Be brief."), Message("user", "Hi", name="ann")),
         sampling=SamplingParams(temperature=0.2, max_tokens=50, top_p=0.9, frequency_penalty=0.5),
     )
-    await make_backend().complete(request)
+    await collect(make_backend().stream(request))
     (seen,) = upstream.chat_requests
     assert seen.method == "POST"
     assert seen.headers["authorization"] == f"Bearer {KEY}"

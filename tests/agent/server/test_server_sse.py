@@ -1,5 +1,6 @@
-"""SSE framing that naive clients can read: one complete event per write, keep-alives while the model
-is slow to start, exactly one error event on failure, ``data: [DONE]`` at the end."""
+"""SSE framing that naive clients can read: complete events in every write (never a piece of one;
+events ready together share a write), keep-alives while the model is slow to start, exactly one error
+event on failure, ``data: [DONE]`` at the end."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from agent.server._limits import ServerLimits
 from tests.agent.server.server_harness import API_KEY, MODEL, ServerThread, SlowModel, StartServer, docs_requests_loop
 
 EVENT = re.compile(rb"\A(data: \{[^\n]*\}\n\n|data: \[DONE\]\n\n|: keep-alive\n\n)\Z")
+#: One write: one or more whole events.
+WRITE = re.compile(rb"\A(?:data: \{[^\n]*\}\n\n|data: \[DONE\]\n\n|: keep-alive\n\n)+\Z")
 
 
 def http_chunks(server: ServerThread, body: dict[str, Any]) -> tuple[bytes, list[tuple[float, bytes]]]:
@@ -47,12 +50,18 @@ def http_chunks(server: ServerThread, body: dict[str, Any]) -> tuple[bytes, list
     return head, chunks
 
 
-def test_every_write_is_one_complete_event_with_a_choices_list(docs_server: ServerThread) -> None:
+def events_of(chunks: list[tuple[float, bytes]]) -> list[bytes]:
+    """The events of the writes, in order; every write must hold whole events only."""
+    assert all(WRITE.match(chunk) for _, chunk in chunks), chunks
+    return [event + b"\n\n" for _, chunk in chunks for event in chunk.split(b"\n\n")[:-1]]
+
+
+def test_every_write_is_complete_events_with_a_choices_list(docs_server: ServerThread) -> None:
     head, chunks = http_chunks(docs_server, {"model": MODEL, "stream": True, "web_search": "force",
                                              "messages": [{"role": "user", "content": "Who directed 2001?"}]})
     assert head.startswith(b"HTTP/1.1 200")
     assert b"content-type: text/event-stream" in head.lower()
-    events = [chunk for _, chunk in chunks]
+    events = events_of(chunks)
     assert all(EVENT.match(event) for event in events), events
     assert events[-1] == b"data: [DONE]\n\n"
     bodies = [json.loads(event[6:]) for event in events[:-1]]
@@ -71,7 +80,7 @@ def test_keepalive_comments_while_the_model_is_slow_to_start(start_server: Start
     head, chunks = http_chunks(server, {"model": MODEL, "stream": True,
                                         "messages": [{"role": "user", "content": "hi"}]})
     assert head.startswith(b"HTTP/1.1 200")
-    events = [chunk for _, chunk in chunks]
+    events = events_of(chunks)
     first_token = next(i for i, e in enumerate(events) if b'"content":"Stanley ' in e)
     assert events[0].startswith(b"data: ")  # the role chunk went out with the headers...
     assert chunks[0][0] - began < 0.8  # ...long before the first token
@@ -90,7 +99,7 @@ def test_a_failure_mid_stream_is_exactly_one_error_event_then_the_end(start_serv
     head, chunks = http_chunks(server, {"model": MODEL, "stream": True,
                                         "messages": [{"role": "user", "content": "hi"}]})
     assert head.startswith(b"HTTP/1.1 200")
-    events = [chunk for _, chunk in chunks]
+    events = events_of(chunks)
     assert all(EVENT.match(event) for event in events)
     errors = [e for e in events if e.startswith(b'data: {"error"')]
     assert errors == [events[-1]]
