@@ -43,8 +43,9 @@ from typing import Any
 
 from agent._exceptions import BadRequestError, ModelError, NotFoundError
 from agent.models._files import DEFAULT_TIER, TIERS, TINY_TIER, ModelTier, installed_tiers, model_path
-from agent.models._llama_load import GRAMMAR_CACHE_SIZE, ModelKey, import_llama_cpp, load_shared
+from agent.models._llama_load import GRAMMAR_CACHE_SIZE, INSTALL_HINT, ModelKey, import_llama_cpp, load_shared
 from agent.models._llama_worker import WORKER_NAME, Channel, Finished, Item, Job, generate
+from agent.models._llguidance import llguidance_available
 from agent.models._tool_call_parse import parse_tool_calls, streamable_length, template_message, template_tools
 from graphs.model import (
     Capabilities,
@@ -95,6 +96,9 @@ _CALL_NAME = re.compile(r'"(?:tool|name)"\s*:\s*"([^"]*)"')
 # Level of tools.bound_for_decoding for tool arguments: unbounded strings get at most 128 characters
 # and arrays 8 items in the grammar (validation still uses the tool's own schema).
 TOOL_ARGUMENT_BOUNDS = 1
+# Engines for JSON-schema answers (LlamaBackend(json_engine=...)): llguidance with GBNF as fallback,
+# llguidance only (a schema it cannot compile is generated unconstrained), or GBNF only.
+JSON_ENGINES = ("auto", "llguidance", "gbnf")
 
 
 def _smollm2_path() -> Path:
@@ -308,7 +312,11 @@ class LlamaBackend(ModelBackend):
     joined once into ``cache_dir`` (default ``$STUDIOLM_CACHE_DIR`` or ``~/.cache/studiolm``). ``n_threads=None``
     uses half the CPU cores, at most ``MAX_AUTO_THREADS`` (robust when the machine is busy; pass the
     core count for the last bit of speed on an idle one); ``chat_format=None`` uses the GGUF's chat
-    template.
+    template. ``json_engine`` picks the constrained decoding of JSON-schema answers (one of
+    ``JSON_ENGINES``): ``"auto"`` masks with llguidance and falls back to a GBNF grammar for a schema
+    llguidance cannot compile, ``"llguidance"`` never uses GBNF for them (such a schema is generated
+    unconstrained; it needs the llguidance package), ``"gbnf"`` only uses llama.cpp's GBNF grammars.
+    Tool calls always use GBNF; every answer is validated by the chat graph either way.
     """
 
     name = "llama-cpp"
@@ -323,7 +331,13 @@ class LlamaBackend(ModelBackend):
         verbose: bool = False,
         cache_dir: str | Path | None = None,
         tiers: Sequence[ModelTier] | None = None,
+        json_engine: str = "auto",
     ) -> None:
+        if json_engine not in JSON_ENGINES:
+            raise BadRequestError(f"must be one of {', '.join(JSON_ENGINES)}, got {json_engine!r}", param="json_engine")
+        if json_engine == "llguidance" and not llguidance_available():
+            raise ModelError("json_engine='llguidance' needs the llguidance package; " + INSTALL_HINT)
+        self._json_engine = json_engine
         self._tiers = {t.model_id: t for t in (TIERS.values() if tiers is None else tiers)}
         self._cache_dir = cache_dir
         self._paths: dict[str, Path] = {}
@@ -368,7 +382,7 @@ class LlamaBackend(ModelBackend):
         if native and tools:
             options["tools"] = template_tools(tools)  # the chat template describes them
         gbnf = functools.partial(_request_gbnf, request, tools, native)
-        job = Job(request, tools, _chat_messages(request, tools, native), options, gbnf)
+        job = Job(request, tools, _chat_messages(request, tools, native), options, gbnf, self._json_engine)
         loaded = await asyncio.to_thread(load_shared, self._key(path), self._verbose)
         stop = threading.Event()
         channel = Channel(stop)

@@ -51,6 +51,7 @@ class Job:
     messages: list[dict[str, Any]]
     options: dict[str, Any]
     gbnf: Callable[[], str | None]
+    json_engine: str = "auto"  # LlamaBackend(json_engine=...): auto, llguidance or gbnf
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +112,7 @@ def generate(loaded: LoadedModel, job: Job, stop: threading.Event, emit: Callabl
     try:
         # Converting a big schema takes a while in Python; do it before taking the model's lock.
         mask = _mask_grammar(job)
-        gbnf = None if mask is not None else job.gbnf()
+        gbnf = None if mask is not None or _mask_only(job) else job.gbnf()
         with loaded.lock:
             if not stop.is_set():
                 _run(loaded, job, gbnf, stop, emit, mask)
@@ -124,9 +125,14 @@ def generate(loaded: LoadedModel, job: Job, stop: threading.Event, emit: Callabl
 
 def _mask_grammar(job: Job) -> str | None:
     """The llguidance grammar of a JSON-schema answer (no tools), or None to use GBNF instead."""
-    if job.tools or job.request.json_schema is None:
+    if job.tools or job.request.json_schema is None or job.json_engine == "gbnf":
         return None
     return schema_grammar(job.request.json_schema)
+
+
+def _mask_only(job: Job) -> bool:
+    """A JSON-schema answer under ``json_engine="llguidance"``: never GBNF, unconstrained if it cannot compile."""
+    return job.json_engine == "llguidance" and not job.tools and job.request.json_schema is not None
 
 
 def _run(
@@ -138,7 +144,7 @@ def _run(
     mask: str | None = None,
 ) -> None:
     masker = engine_for(loaded.llama).processor(mask) if mask is not None else None
-    if mask is not None and masker is None:  # llguidance refused the grammar for this vocabulary
+    if mask is not None and masker is None and not _mask_only(job):  # llguidance refused it for this vocabulary
         gbnf = job.gbnf()
     grammar = loaded.grammar(gbnf) if gbnf is not None else None
     # Log probabilities are recorded first, from the model's own distribution (before any mask).

@@ -13,7 +13,9 @@ Use::
     llama.create_chat_completion(..., logits_processor=LogitsProcessorList([processor]))
 
 :mod:`agent.models._llama` uses it for JSON-schema answers (not yet for tool calls, which keep
-their GBNF grammar); without llguidance, or for a schema it cannot compile, GBNF is used as before.
+their GBNF grammar); without llguidance, or for a schema it cannot compile, GBNF is used as before
+(``LlamaBackend(json_engine=...)`` picks one engine only). A schema llguidance refuses is tried
+once more loosened (:func:`_loosened`), which makes every schema of the JSONSchemaBench sample compile.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import threading
 import warnings
 from typing import Any
 
-__all__ = ["LlguidanceEngine", "MaskProcessor", "engine_for", "schema_grammar"]
+__all__ = ["LlguidanceEngine", "MaskProcessor", "engine_for", "llguidance_available", "schema_grammar"]
 
 # Grammars compiled per process (keyed by schema text).
 GRAMMAR_CACHE_SIZE = 128
@@ -43,18 +45,89 @@ _ENGINES: dict[int, LlguidanceEngine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
+# Keywords kept when a node is loosened to its reference: they hold what the reference points to.
+_REFERENCE_HOLDERS = ("$defs", "definitions", "$id", "$schema")
+
+
 @functools.lru_cache(maxsize=GRAMMAR_CACHE_SIZE)
 def _schema_grammar(schema_text: str) -> str | None:
     try:
-        from llguidance import LLMatcher
+        import llguidance  # noqa: F401
     except ImportError:
         return None
+    grammar = _compile(schema_text)
+    if grammar is not None:
+        return grammar
+    schema = json.loads(schema_text)
+    for typed in (True, False):  # e.g. recursive definitions with siblings: a looser grammar beats none
+        loosened = json.dumps(_loosened(schema, schema, typed))
+        grammar = _compile(loosened) if loosened != schema_text else None
+        if grammar is not None:
+            break
+    return grammar
+
+
+def _compile(schema_text: str) -> str | None:
+    from llguidance import LLMatcher
+
     try:
         grammar = LLMatcher.grammar_from_json_schema(schema_text, overrides=COMPILE_OPTIONS)  # type: ignore[arg-type]
     except ValueError:
         return None
     error = LLMatcher.validate_grammar(grammar)
     return None if error and not error.startswith("WARNING") else grammar
+
+
+def _loosened(node: Any, root: Any, typed: bool = True) -> Any:
+    """``node`` with the keywords dropped that llguidance must intersect with a ``$ref``.
+
+    llguidance resolves a reference to intersect it with sibling keywords (``{"type": "object",
+    "anyOf": [{"$ref": ...}]}``, ``allOf`` with a reference, a named property that also matches a
+    ``patternProperties`` schema) and refuses when the reference is still being defined: "circular
+    references with sibling keys are not supported" (every failure in the JSONSchemaBench sample,
+    7 of its 30 WashingtonPost schemas). Dropping a conjunct only widens what a schema accepts, so
+    the loosened grammar still admits every valid instance; validation and re-asks check the rest.
+    A ``patternProperties`` schema keeps the type of what its references point to (``typed``; when
+    that still fails to compile, such a schema is dropped to ``{}``).
+    """
+    if isinstance(node, list):
+        return [_loosened(item, root, typed) for item in node]
+    if not isinstance(node, dict):
+        return node
+    holders = {key: _loosened(node[key], root, typed) for key in _REFERENCE_HOLDERS if key in node}
+    if isinstance(node.get("$ref"), str):
+        return {"$ref": node["$ref"], **holders}
+    members = node.get("allOf")
+    if isinstance(members, list) and (refs := [m for m in members if isinstance(m, dict) and "$ref" in m]):
+        return {"$ref": refs[0]["$ref"], **holders}  # one conjunct: the reference
+    for key in ("anyOf", "oneOf"):
+        if isinstance(node.get(key), list) and any(isinstance(m, dict) and "$ref" in m for m in node[key]):
+            return {key: _loosened(node[key], root, typed), **holders}
+    loosened = {key: _loosened(value, root, typed) for key, value in node.items()}
+    patterns = loosened.get("patternProperties")
+    if isinstance(patterns, dict) and "properties" in node:  # named properties are intersected with these
+        loosened["patternProperties"] = {k: _typed_references(v, root) if typed else {} for k, v in patterns.items()}
+    return loosened
+
+
+def _typed_references(node: Any, root: Any) -> Any:
+    """``node`` with each local ``$ref`` replaced by the ``type`` of its target (``{}`` when it has none)."""
+    if isinstance(node, list):
+        return [_typed_references(item, root) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if isinstance(node.get("$ref"), str):
+        return _reference_type(node["$ref"], root)
+    return {key: _typed_references(value, root) for key, value in node.items()}
+
+
+def llguidance_available() -> bool:
+    """True when the llguidance package can be imported."""
+    try:
+        import llguidance  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def schema_grammar(schema: dict[str, Any]) -> str | None:
@@ -120,3 +193,15 @@ def engine_for(llama: Any) -> LlguidanceEngine:
         if engine is None:
             engine = _ENGINES[id(llama)] = LlguidanceEngine(llama)
         return engine
+
+
+def _reference_type(ref: str, root: Any) -> dict[str, Any]:
+    """``{"type": ...}`` of what the local reference ``ref`` points to; ``{}`` when unknown."""
+    if not ref.startswith("#"):
+        return {}
+    target = root
+    for part in ref[1:].split("/")[1:]:
+        key = part.replace("~1", "/").replace("~0", "~")
+        target = target.get(key) if isinstance(target, dict) else None
+    kind = target.get("type") if isinstance(target, dict) else None
+    return {"type": kind} if isinstance(kind, str | list) else {}
