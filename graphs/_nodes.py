@@ -239,7 +239,7 @@ def _model_messages(state: ChatState) -> list[Message]:
         return prompts.grounded_messages(messages, block, prompts.IMAGE_INSTRUCTIONS)
     if state.get("planned_search"):
         block = prompts.format_results(state.get("sources", []))
-        return prompts.grounded_messages(messages, block, prompts.SEARCH_INSTRUCTIONS)
+        return prompts.grounded_messages(messages, block, prompts.search_instructions(request.model))
     return messages
 
 
