@@ -239,7 +239,8 @@ def _model_messages(state: ChatState) -> list[Message]:
         return prompts.grounded_messages(messages, block, prompts.IMAGE_INSTRUCTIONS)
     if state.get("planned_search"):
         block = prompts.format_results(state.get("sources", []))
-        return prompts.grounded_messages(messages, block, prompts.search_instructions(request.model))
+        instructions = prompts.search_instructions(state["capabilities"].abstains)
+        return prompts.grounded_messages(messages, block, instructions)
     return messages
 
 

@@ -187,6 +187,9 @@ class Capabilities:
     #: Whether requests go to an upstream service that takes OpenAI's own fields and parts (audio,
     #: files, moderation…) as they are; a local model refuses what it cannot honour.
     upstream: bool = False
+    #: Whether a grounded answer may offer the model the reply "the search results do not contain the
+    #: answer" (measured per model: a very small one then declines questions its results do answer).
+    abstains: bool = True
 
 
 class ModelBackend(abc.ABC):

@@ -77,3 +77,21 @@ def test_a_tool_result_cannot_close_the_tool_results_block() -> None:
     grounded = folded[-1].content
     assert _tags(grounded, "tool_results") == ["<tool_results>", "</tool_results>"]
     assert grounded.index("</tool_results>") < grounded.index("Question: What do my notes say?")
+
+
+@pytest.mark.parametrize("abstains", [True, False])
+def test_the_grounded_instruction_offers_the_not_in_the_results_reply_only_to_models_that_can_use_it(
+        abstains: bool) -> None:
+    from agent import Client, ScriptedModel
+    from graphs import Capabilities
+    from tests.fakes import FakeSearch
+
+    model = ScriptedModel(["Gaborone is the capital [1]."], capabilities=Capabilities(abstains=abstains))
+    search = FakeSearch([SearchResult(title="Botswana", url="https://example.org/b", snippet="Capital: Gaborone.",
+                                      source="fake")])
+    with Client(backend=model, search=search) as client:
+        client.chat.completions.create(model="scripted", messages=[{"role": "user", "content": "Capital of Botswana?"}],
+                                       web_search="force")
+    prompt = "\n".join(str(m.content) for m in model.requests[-1].messages)
+    assert ("do not contain the answer" in prompt) is abstains
+    assert "Cite the result you used" in prompt or "cite the result you used" in prompt

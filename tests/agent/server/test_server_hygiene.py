@@ -184,7 +184,7 @@ def test_half_sent_requests_get_408_and_health_stays_responsive(start_guarded: o
 @PROTOCOLS
 def test_an_idle_kept_alive_connection_closes_silently_and_a_late_head_gets_408(
         start_guarded: object, protocol: str) -> None:
-    limits = ServerLimits(header_timeout=1.0, idle_timeout=2.0)
+    limits = ServerLimits(header_timeout=1.0, idle_timeout=2)
     server = start_guarded(ScriptedModel(["x"] * 4), limits, protocol)  # type: ignore[operator]
     request = head(server, b"Content-Length: 2") + b"{}"
     with connect(server) as idle, connect(server) as slow:
