@@ -40,7 +40,6 @@ from graphs import (
     Capabilities,
     ChatDeps,
     ChatLimits,
-    ChatOutcome,
     ChatRequest,
     ModelBackend,
     ModelEvent,
@@ -48,6 +47,7 @@ from graphs import (
     ModelResult,
     TextDelta,
     bind_tools,
+    last_outcome,
     run_chat,
 )
 from tools import CachedSearch, LocalIndex, SearchBackend
@@ -286,19 +286,12 @@ class _AsyncCompletions:
                 return AsyncStream(chunk_stream(self._client._events(request, deps), completion_id=completion_id,
                                                 created=created, model=request.model, options=options))
             return AsyncStream(_choices_stream(self._client, request, deps, completion_id, created, options))
-        outcomes = [await _outcome(self._client._events(request, deps, streamed=False)) for _ in range(request.n)]
+        outcomes = [await last_outcome(self._client._events(request, deps, streamed=False)) for _ in range(request.n)]
         if request.n == 1:
             return completion(outcomes[0], completion_id=completion_id, created=created)
         return completion_of_choices(outcomes, completion_id=completion_id, created=created)
 
 
-async def _outcome(events: AsyncGenerator[Any]) -> ChatOutcome:
-    outcome: ChatOutcome | None = None
-    async for event in events:
-        if isinstance(event, ChatOutcome):
-            outcome = event
-    assert outcome is not None, "run_chat always ends with an outcome"
-    return outcome
 
 
 async def _choices_stream(

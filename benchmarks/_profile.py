@@ -36,33 +36,34 @@ OTHER = "other (stdlib, interpreter)"
 
 RECOMMENDATIONS = {
     "langgraph + langchain_core (graph engine)":
-        "LangGraph engine per request: ChatState has 19 reducer fields, so every run builds and copies "
-        "~60 BinaryOperatorAggregate channels (`binop.py __init__` is a top function); use plain last-value "
-        "channels where no reducer is needed, ask `astream` for `custom` events only and read the final state "
-        "once instead of `values` after every superstep, and skip the `finish` superstep on the plain path.",
+        "LangGraph engine per request (done: plain channels, nodes route themselves with `Command`, no "
+        "`finish` step, `custom`+`updates` streaming: about half the graph's CPU). Left: LangGraph's custom "
+        "stream writer crosses threads (`call_soon_threadsafe`, a socket write) once per token; our own event "
+        "queue beside the graph would remove it, at some risk to ordering and cancellation; and the "
+        "per-task callback managers, which LangGraph's public API cannot switch off.",
     "httpx + httpcore (upstream client)":
-        "Upstream client: a plain (non-SSE) upstream call for non-stream requests (today they are streamed "
-        "and SSE-parsed too); parse SSE lines with bytes operations.",
+        "Upstream client (done: non-stream requests make a non-stream upstream call; SSE split with "
+        "`str.split`). Left: httpcore's pool bookkeeping (`is_idle` per connection per request) and its h11 "
+        "parsing, both outside our code.",
     "h11 (HTTP parsing, both sides)":
         "HTTP parsing: uvicorn picks httptools when installed; the upstream client (httpcore) always parses "
-        "with h11, so a non-stream upstream call (one body, no chunked SSE) is the bigger cut here.",
+        "with h11. Left: an httptools- or aiohttp-based upstream transport (httpx takes a `transport=`).",
     "uvicorn + starlette (ASGI server)":
-        "ASGI layer: fewer `send` calls per response (coalesce SSE events that are ready together, never "
-        "delaying a token).",
-    "studiolm: agent/": "Our agent/ code: WireObject wraps every nested dict of every chunk (`_types._wrap`, "
-                        "~260 calls per streamed request); build chunks once as plain dicts and encode them "
-                        "directly on the server path.",
+        "ASGI layer (done: SSE events that are ready together go out in one `send`). Left: a plain ASGI "
+        "callable instead of Starlette's routing for the two hot endpoints.",
+    "studiolm: agent/": "Our agent/ code (done: response objects wrap nested dicts lazily, orjson). Left: "
+                        "per-request contract checks in `agent/_params.py` (~90 µs) and the n-choices layer "
+                        "for non-stream requests.",
     "studiolm: graphs/": "Our graphs/ code: per-chunk work in the chat graph (see the top functions below).",
     "studiolm: tools/": "Our tools/ code on the request path (see the top functions below).",
     "pydantic": "pydantic: validate once per request, not per chunk.",
-    "JSON encode/decode": "JSON: orjson for encoding chunks and parsing upstream events.",
-    "thread pool + locks": "Thread hops: LangGraph sends plain-function routers to the thread pool "
-                           "(`run_in_executor`); graphs/_chat.py now wraps them as coroutines. What remains is "
-                           "the executor's own bookkeeping and locks.",
-    "socket I/O (syscalls)": "Socket writes: one write per response burst instead of one per SSE event.",
-    "asyncio event loop": "Event loop: `studiolm serve` calls `asyncio.run`, so uvicorn never gets uvloop even when "
-                          "it is installed (`uvloop.run`, or `--uvloop` here as a what-if); fewer tasks and "
-                          "futures per request (each graph superstep makes several).",
+    "JSON encode/decode": "JSON (done: orjson for the server's chunks, upstream bodies and events).",
+    "thread pool + locks": "Thread hops: the routers run on the loop; what remains is the executor's own "
+                           "bookkeeping and locks.",
+    "socket I/O (syscalls)": "Socket writes (done: one write per burst of ready SSE events); left: the "
+                             "stream writer's per-token self-pipe write (see the graph engine).",
+    "asyncio event loop": "Event loop: `studiolm serve` runs on uvloop when installed; left: fewer tasks "
+                          "and futures per request (each graph step makes several).",
 }
 
 

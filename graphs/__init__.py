@@ -5,7 +5,7 @@ JSON mode as the graph sees it (:class:`JsonFormat`), and its errors (:mod:`grap
 imports ``tools`` and never ``agent``, whose model backends implement the protocol.
 """
 
-from graphs._chat import build_chat_graph, run_chat
+from graphs._chat import build_chat_graph, last_outcome, run_chat
 from graphs._events import (
     BudgetExhausted,
     ChatEvent,
@@ -156,6 +156,7 @@ __all__ = [
     "build_research_graph",
     "chunk_text",
     "event_payload",
+    "last_outcome",
     "merge_records",
     "research_serializer",
     "run_chat",

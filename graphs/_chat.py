@@ -60,7 +60,7 @@ from graphs._validate import route_after_validate, validate
 from graphs.errors import GraphLimitError
 from graphs.model import Capabilities, Usage
 
-__all__ = ["build_chat_graph", "run_chat"]
+__all__ = ["build_chat_graph", "last_outcome", "run_chat"]
 
 _Node = Callable[[ChatState, Runtime[ChatDeps]], Awaitable[ChatState]]
 _Step = Callable[[ChatState, Runtime[ChatDeps]], Awaitable[Command[str]]]
@@ -139,6 +139,16 @@ def _to_generate(state: ChatState) -> Literal["generate"]:
 def _compiled() -> CompiledStateGraph[ChatState, ChatDeps, ChatState, ChatState]:
     # Compiling is pure and the compiled graph is stateless between runs, so one serves all.
     return build_chat_graph()
+
+
+async def last_outcome(events: AsyncGenerator[Any]) -> ChatOutcome:
+    """Drain a :func:`run_chat` stream (its step events unread) and return its :class:`ChatOutcome`."""
+    outcome: ChatOutcome | None = None
+    async for event in events:
+        if isinstance(event, ChatOutcome):
+            outcome = event
+    assert outcome is not None, "run_chat always ends with an outcome"
+    return outcome
 
 
 async def run_chat(

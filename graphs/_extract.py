@@ -37,15 +37,15 @@ import copy
 import dataclasses
 import json
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic
 
-from graphs._chat import run_chat
+from graphs._chat import last_outcome, run_chat
 from graphs._json_format import JsonFormat
-from graphs._state import ChatDeps, ChatOutcome, ChatRequest, WebSearchMode
+from graphs._state import ChatDeps, ChatRequest, WebSearchMode
 from graphs.errors import OutputValidationError
 from graphs.model import (
     Capabilities,
@@ -238,7 +238,7 @@ async def _extract_chunk(request: ExtractRequest, deps: ChatDeps, spec: JsonForm
                        sampling=request.sampling, web_search=request.web_search, response_format=spec)
     metered = _Metered(deps.model)  # counts the tokens of attempts that end in a failure too
     try:
-        outcome = await _outcome(run_chat(chat, dataclasses.replace(deps, model=metered),
+        outcome = await last_outcome(run_chat(chat, dataclasses.replace(deps, model=metered),
                                           deps.model.capabilities(request.model)))
     except OutputValidationError as exc:
         attempts = tuple({"chunk": chunk.id, **a} for a in exc.attempts)
@@ -280,13 +280,6 @@ class _Metered(ModelBackend):
                 await aclose()
 
 
-async def _outcome(events: AsyncGenerator[Any]) -> ChatOutcome:
-    outcome: ChatOutcome | None = None
-    async for event in events:
-        if isinstance(event, ChatOutcome):
-            outcome = event
-    assert outcome is not None, "run_chat always ends with an outcome"
-    return outcome
 
 
 def _messages(text: str, chunk: ChunkInfo, total: int, evidence: bool) -> tuple[Message, ...]:
