@@ -44,3 +44,16 @@ needs_embedded_model = pytest.mark.skipif(
 needs_default_model = pytest.mark.skipif(
     not tier_available(DEFAULT), reason=f"the {DEFAULT} model needs llama-cpp-python and its packages (make install)"
 )
+
+
+# A bounded date schema: numeric bounds tell a schema-enforcing engine from a shape-only one.
+DATE = {
+    "type": "object",
+    "properties": {
+        "day": {"type": "integer", "minimum": 1, "maximum": 31},
+        "month": {"type": "integer", "minimum": 1, "maximum": 12},
+        "year": {"type": "integer", "minimum": 1900, "maximum": 2100},
+    },
+    "required": ["day", "month", "year"],
+    "additionalProperties": False,
+}

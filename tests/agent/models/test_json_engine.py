@@ -16,18 +16,8 @@ import pytest
 from agent._exceptions import BadRequestError, ModelError
 from agent.models._llama import JSON_ENGINES, LlamaBackend
 from graphs.model import Message, ModelRequest, SamplingParams
-from tests.embedded import TINY, needs_embedded_model
+from tests.embedded import DATE, TINY, needs_embedded_model
 
-DATE = {
-    "type": "object",
-    "properties": {
-        "day": {"type": "integer", "minimum": 1, "maximum": 31},
-        "month": {"type": "integer", "minimum": 1, "maximum": 12},
-        "year": {"type": "integer", "minimum": 1900, "maximum": 2100},
-    },
-    "required": ["day", "month", "year"],
-    "additionalProperties": False,
-}
 PROMPT = "Write the date 45/13/1850 as JSON."
 
 

@@ -15,20 +15,10 @@ import pytest
 from agent.models._llama import LlamaBackend
 from agent.models._llguidance import schema_grammar
 from graphs.model import Message, ModelRequest, SamplingParams
-from tests.embedded import TINY, needs_embedded_model
+from tests.embedded import DATE, TINY, needs_embedded_model
 
 pytest.importorskip("llguidance", reason="llguidance is not installed (pip install 'studiolm-agent[local]')")
 
-DATE = {
-    "type": "object",
-    "properties": {
-        "day": {"type": "integer", "minimum": 1, "maximum": 31},
-        "month": {"type": "integer", "minimum": 1, "maximum": 12},
-        "year": {"type": "integer", "minimum": 1900, "maximum": 2100},
-    },
-    "required": ["day", "month", "year"],
-    "additionalProperties": False,
-}
 LEGS = {
     "type": "object",
     "patternProperties": {"^[a-z]+$": {"type": "integer", "minimum": 0, "maximum": 8}},
