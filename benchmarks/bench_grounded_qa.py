@@ -81,6 +81,9 @@ def load_questions(path: Path, limit: int | None,
     if only is not None:
         chosen = json.loads(only.read_text(encoding="utf-8"))
         wanted = set(chosen["answerable"]) | set(chosen["not_in_sources"])
+        unknown = wanted - {q["question"] for q in answerable + absent}
+        if unknown:
+            raise ValueError(f"--only {only}: not in {path}: {sorted(unknown)}")
         answerable = [q for q in answerable if q["question"] in wanted]
         absent = [q for q in absent if q["question"] in wanted]
     if limit is not None:
