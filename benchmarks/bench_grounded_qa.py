@@ -15,7 +15,7 @@ Each run's figures are kept per tier in ``results/grounded_qa.json`` and the mar
 tier is rewritten into ``results/grounded_qa.md``.
 
     .venv/bin/python -m benchmarks.bench_grounded_qa [--model qwen2.5-coder-0.5b-instruct] [--limit N]
-        [--max-tokens 48] [--modes false,force] [--no-write]
+        [--max-tokens 48] [--modes false,force] [--only benchmarks/grounded_qa_slice.json] [--no-write]
 """
 
 from __future__ import annotations
