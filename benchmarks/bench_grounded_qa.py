@@ -15,7 +15,7 @@ Each run's figures are kept per tier in ``results/grounded_qa.json`` and the mar
 tier is rewritten into ``results/grounded_qa.md``.
 
     .venv/bin/python -m benchmarks.bench_grounded_qa [--model qwen2.5-coder-0.5b-instruct] [--limit N]
-        [--max-tokens 48] [--modes false,force] [--no-write]
+        [--max-tokens 48] [--modes false,force] [--only benchmarks/grounded_qa_slice.json] [--no-write]
 """
 
 from __future__ import annotations
@@ -71,11 +71,21 @@ def abstains(answer: str) -> bool:
     return bool(ABSTAIN.search(normalise(answer)))
 
 
-def load_questions(path: Path, limit: int | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def load_questions(path: Path, limit: int | None,
+                   only: Path | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The first ``limit`` answerable questions (the file interleaves the kinds) and the absent set,
-    cut to the same share of its size (at least 5) when limited."""
+    cut to the same share of its size (at least 5) when limited; with ``only`` (a file shaped like the
+    question file, listing question texts), just those questions: a fixed tuning slice."""
     content = json.loads(path.read_text(encoding="utf-8"))
     answerable, absent = content["answerable"], content["not_in_sources"]
+    if only is not None:
+        chosen = json.loads(only.read_text(encoding="utf-8"))
+        wanted = set(chosen["answerable"]) | set(chosen["not_in_sources"])
+        unknown = wanted - {q["question"] for q in answerable + absent}
+        if unknown:
+            raise ValueError(f"--only {only}: not in {path}: {sorted(unknown)}")
+        answerable = [q for q in answerable if q["question"] in wanted]
+        absent = [q for q in absent if q["question"] in wanted]
     if limit is not None:
         share = max(5, round(limit * len(absent) / len(answerable)))
         answerable, absent = answerable[:limit], absent[:share]
@@ -188,12 +198,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--modes", default="false,force", help="web_search modes to run, comma-separated")
     parser.add_argument("--questions", type=Path, default=QUESTIONS_FILE)
+    parser.add_argument("--only", type=Path, default=None,
+                        help="a JSON file of question texts to ask (a tuning slice), shaped like --questions")
     parser.add_argument("--no-write", action="store_true", help="print only; leave results/ alone")
     args = parser.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if (args.limit is not None and args.limit < 1) or not modes or any(m not in MODES for m in modes):
         parser.error(f"--limit must be >= 1 and --modes a comma-separated subset of {', '.join(MODES)}")
-    questions = load_questions(args.questions, args.limit)
+    questions = load_questions(args.questions, args.limit, args.only)
     command = "nice -n 10 .venv/bin/python -m benchmarks.bench_grounded_qa " + " ".join(argv or [])
     run: dict[str, Any] = {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "command": command.strip(),
                            "modes": {}, "max_tokens": args.max_tokens}

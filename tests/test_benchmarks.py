@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.bench_grounded_qa import abstains, is_correct
+from benchmarks.bench_grounded_qa import QUESTIONS_FILE, abstains, is_correct, load_questions
 from benchmarks.check_grounded_qa import problems
 from tools import Document
 
@@ -110,3 +110,18 @@ def test_grounded_qa_scoring_matches_whole_words_and_spots_declines() -> None:
     assert abstains("The search results do not mention Zembravia.")
     assert abstains("I don't know.")
     assert not abstains("The capital of Zembravia is Bratislava.")
+
+
+def test_grounded_qa_slice_asks_exactly_its_questions() -> None:
+    slice_file = ROOT / "benchmarks" / "grounded_qa_slice.json"
+    chosen = json.loads(slice_file.read_text(encoding="utf-8"))
+    answerable, absent = load_questions(QUESTIONS_FILE, None, slice_file)
+    assert [q["question"] for q in answerable] == chosen["answerable"]
+    assert [q["question"] for q in absent] == chosen["not_in_sources"]
+
+
+def test_grounded_qa_slice_naming_an_unknown_question_is_refused(tmp_path: Path) -> None:
+    slice_file = tmp_path / "slice.json"
+    slice_file.write_text(json.dumps({"answerable": ["Who wrote Zembravia?"], "not_in_sources": []}))
+    with pytest.raises(ValueError, match="Zembravia"):
+        load_questions(QUESTIONS_FILE, None, slice_file)
