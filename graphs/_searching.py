@@ -130,11 +130,13 @@ def emit_images(query: str, searched: Searched[ImageResult]) -> None:
     get_stream_writer()(ImagesFound(query=query, backend=searched.backend, images=listed))
 
 
-def tool_result_text(results: list[SearchResult], ids: list[int], error: str | None) -> str:
-    """A text search as the result of a search tool call: numbered, delimited data."""
+def tool_result_text(results: list[SearchResult], ids: list[int], error: str | None, abstains: bool = True) -> str:
+    """A text search as the result of a search tool call: numbered, delimited data, then the grounded
+    instruction (:func:`graphs._prompts.search_instructions`)."""
     if error is not None:
         return f"Search failed: {error}"
-    return f"{prompts.format_results(results, ids)}\n\n{prompts.DATA_NOTE} {prompts.SEARCH_INSTRUCTIONS}"
+    instructions = prompts.search_instructions(abstains)
+    return f"{prompts.format_results(results, ids)}\n\n{prompts.DATA_NOTE} {instructions}"
 
 
 def image_result_text(images: list[ImageResult], error: str | None) -> str:

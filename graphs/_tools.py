@@ -239,6 +239,7 @@ class _Turn:
     its results after those (a URL seen before keeps its number)."""
 
     sources: list[SearchResult]
+    abstains: bool = True  # Capabilities.abstains: may the search instruction offer "not in the results"
 
 
 async def run_tools(state: ChatState, runtime: Runtime[ChatDeps]) -> ChatState:
@@ -251,7 +252,7 @@ async def run_tools(state: ChatState, runtime: Runtime[ChatDeps]) -> ChatState:
         writer(ToolCalled(name=call.name, arguments=call.arguments, call_id=call.id, runs_on=runs_on))
     offered = {s.name for s in available_tools(state, deps, clock=False)}
     ours = [c for c in calls if not config.is_external(c.name)]
-    turn = _Turn(list(state.get("sources", [])))
+    turn = _Turn(list(state.get("sources", [])), state["capabilities"].abstains)
     runs = await asyncio.gather(*(_run(c, i, offered, turn, state, deps) for i, c in enumerate(ours)))
     update = _merge(runs)
     update["pending_calls"] = tuple(c for c in calls if config.is_external(c.name))
@@ -359,7 +360,7 @@ def _result_content(run: _Run, turn: _Turn) -> None:
         run.new_sources = new
         if run.error is None:  # a failed call (search, arguments, timeout) has no results to list
             emit_completed(run.query, run.text_search, ids, turn.sources)
-        run.content = tool_result_text(run.text_search.results, ids, run.error)
+        run.content = tool_result_text(run.text_search.results, ids, run.error, turn.abstains)
     elif run.kind == "images":
         run.content = image_result_text(run.image_search.results, run.error)
     elif run.error is not None and not run.content:

@@ -95,3 +95,9 @@ def test_the_grounded_instruction_offers_the_not_in_the_results_reply_only_to_mo
     prompt = "\n".join(str(m.content) for m in model.requests[-1].messages)
     assert ("do not contain the answer" in prompt) is abstains
     assert "Cite the result you used" in prompt or "cite the result you used" in prompt
+
+
+def test_a_search_tool_result_follows_the_models_abstains_capability() -> None:
+    result = SearchResult(title="Botswana", url="https://example.org/b", snippet="Capital: Gaborone.", source="fake")
+    assert "do not contain the answer" in tool_result_text([result], [1], None)
+    assert "do not contain the answer" not in tool_result_text([result], [1], None, abstains=False)
