@@ -16,6 +16,10 @@ of each kind kept, and the kinds interleaved so any prefix (``--limit``) is a ba
 the words that must not occur anywhere in the corpus (``check_grounded_qa`` verifies both sets).
 
     .venv/bin/python -m benchmarks.make_grounded_qa [--write benchmarks/grounded_qa_questions.json]
+
+``--held-out`` writes the next questions of each kind instead (the same absent set):
+``benchmarks/grounded_qa_heldout.json``, questions no prompt was tuned on, for checking a prompt
+chosen on the main set.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from tools._corpus import CORPUS_DATA_FILE, corpus_path
 
 HERE = Path(__file__).resolve().parent
 QUESTIONS_FILE = HERE / "grounded_qa_questions.json"
+HELD_OUT_FILE = HERE / "grounded_qa_heldout.json"
 # How many questions of each kind are kept (enough for >= 100 answerable questions in all).
 PER_KIND = {"capital": 36, "nationality": 36, "work": 36}
 
@@ -133,10 +138,11 @@ def _match(title: str, description: str, text: str, topic: object) -> list[tuple
     return matches
 
 
-def build(data: dict[str, Any]) -> dict[str, Any]:
-    """The question file's content: answerable questions interleaved by kind, then the absent set."""
+def build(data: dict[str, Any], held_out: bool = False) -> dict[str, Any]:
+    """The question file's content: answerable questions interleaved by kind, then the absent set;
+    ``held_out``: the next ``PER_KIND`` questions of each kind, none of the main file's."""
     found = candidates(data)
-    kept = [found[kind][:count] for kind, count in PER_KIND.items()]
+    kept = [found[kind][count:2 * count] if held_out else found[kind][:count] for kind, count in PER_KIND.items()]
     answerable = [q for group in itertools.zip_longest(*kept) for q in group if q is not None]
     absent = [{"question": q, "absent_terms": terms} for q, terms in NOT_IN_SOURCES]
     return {"corpus": CORPUS_DATA_FILE, "answerable": answerable, "not_in_sources": absent}
@@ -144,10 +150,13 @@ def build(data: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", type=Path, default=QUESTIONS_FILE)
+    parser.add_argument("--write", type=Path, default=None,
+                        help=f"default {QUESTIONS_FILE.name}, or {HELD_OUT_FILE.name} with --held-out")
+    parser.add_argument("--held-out", action="store_true", help="the next questions of each kind")
     args = parser.parse_args(argv)
+    args.write = args.write or (HELD_OUT_FILE if args.held_out else QUESTIONS_FILE)
     with corpus_path().open(encoding="utf-8") as handle:
-        content = build(json.load(handle))
+        content = build(json.load(handle), args.held_out)
     args.write.write_text(json.dumps(content, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     kinds = {kind: sum(q["kind"] == kind for q in content["answerable"]) for kind in PER_KIND}
     print(f"{len(content['answerable'])} answerable {kinds}, {len(content['not_in_sources'])} not in the sources"

@@ -239,8 +239,11 @@ def _model_messages(state: ChatState) -> list[Message]:
         return prompts.grounded_messages(messages, block, prompts.IMAGE_INSTRUCTIONS)
     if state.get("planned_search"):
         block = prompts.format_results(state.get("sources", []))
-        instructions = prompts.search_instructions(state["capabilities"].abstains)
-        return prompts.grounded_messages(messages, block, instructions)
+        caps, found = state["capabilities"], bool(state.get("sources"))
+        example = caps.answer_example and found
+        instructions = prompts.search_instructions(caps.abstains, found, example)
+        turns = prompts.example_turns(instructions) if example else []
+        return prompts.grounded_messages(messages, block, instructions, turns)
     return messages
 
 

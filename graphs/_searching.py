@@ -135,7 +135,7 @@ def tool_result_text(results: list[SearchResult], ids: list[int], error: str | N
     instruction (:func:`graphs._prompts.search_instructions`)."""
     if error is not None:
         return f"Search failed: {error}"
-    instructions = prompts.search_instructions(abstains)
+    instructions = prompts.search_instructions(abstains, found=bool(results))
     return f"{prompts.format_results(results, ids)}\n\n{prompts.DATA_NOTE} {instructions}"
 
 

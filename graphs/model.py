@@ -190,6 +190,10 @@ class Capabilities:
     #: Whether a grounded answer may offer the model the reply "the search results do not contain the
     #: answer" (measured per model: a very small one then declines questions its results do answer).
     abstains: bool = True
+    #: Whether a grounded answer is preceded by one worked example (results, question, cited answer),
+    #: with an instruction that never offers to decline: a very small model copies the example's form
+    #: (measured per model: the tiniest copies its content too; larger ones need no extra tokens).
+    answer_example: bool = False
 
 
 class ModelBackend(abc.ABC):

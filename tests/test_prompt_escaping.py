@@ -101,3 +101,51 @@ def test_a_search_tool_result_follows_the_models_abstains_capability() -> None:
     result = SearchResult(title="Botswana", url="https://example.org/b", snippet="Capital: Gaborone.", source="fake")
     assert "do not contain the answer" in tool_result_text([result], [1], None)
     assert "do not contain the answer" not in tool_result_text([result], [1], None, abstains=False)
+
+
+@pytest.mark.parametrize("abstains", [True, False])
+def test_a_search_that_found_nothing_asks_every_model_to_say_so(abstains: bool) -> None:
+    from agent import Client, ScriptedModel
+    from graphs import Capabilities
+    from tests.fakes import FakeSearch
+
+    model = ScriptedModel(["The search results do not contain the answer."],
+                          capabilities=Capabilities(abstains=abstains))
+    with Client(backend=model, search=FakeSearch([])) as client:
+        client.chat.completions.create(model="scripted", web_search="force",
+                                       messages=[{"role": "user", "content": "Capital of Zembravia?"}])
+    prompt = "\n".join(str(m.content) for m in model.requests[-1].messages)
+    assert "(no results)" in prompt
+    assert "The search found nothing for this question. Reply that the search results do not contain" in prompt
+    assert "cite the result" not in prompt.lower()
+
+
+def test_a_search_tool_result_with_nothing_found_says_so() -> None:
+    text = tool_result_text([], [], None, abstains=False)
+    assert "(no results)" in text and "The search found nothing for this question." in text
+
+
+@pytest.mark.parametrize(("answer_example", "results"), [(True, True), (True, False), (False, True)])
+def test_a_worked_example_precedes_the_question_only_for_models_that_need_it(answer_example: bool,
+                                                                             results: bool) -> None:
+    from agent import Client, ScriptedModel
+    from graphs import Capabilities
+    from graphs._prompts import EXAMPLE_ANSWER, EXAMPLE_QUESTION
+    from tests.fakes import FakeSearch
+
+    model = ScriptedModel(["Gaborone is the capital [1]."], capabilities=Capabilities(answer_example=answer_example))
+    found = [SearchResult(title="Botswana", url="https://example.org/b", snippet="Capital: Gaborone.", source="fake")]
+    with Client(backend=model, search=FakeSearch(found if results else [])) as client:
+        client.chat.completions.create(model="scripted", web_search="force",
+                                       messages=[{"role": "user", "content": "Capital of Botswana?"}])
+    sent = model.requests[-1].messages
+    shown = answer_example and results
+    assert [m.role for m in sent] == ["system", *(["user", "assistant"] if shown else []), "user"]
+    assert sent[-1].content.endswith("Question: Capital of Botswana?")
+    if shown:  # laid out like the real turn: results block, the same instruction, then the question
+        assert sent[1].content.startswith("<search_results>\n[1] Paris\n")
+        assert sent[1].content.endswith(f"Question: {EXAMPLE_QUESTION}") and sent[2].content == EXAMPLE_ANSWER
+        assert "Answer the question in one full sentence" in sent[3].content
+        assert "do not contain the answer" not in sent[3].content  # the example never declines
+        assert sent[1].content.split("</search_results>")[1].split("Question:")[0] == \
+            sent[3].content.split("</search_results>")[1].split("Question:")[0]

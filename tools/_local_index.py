@@ -5,6 +5,12 @@ query of its content words: FTS5's default AND of every word of a whole question
 almost never matches anything, while BM25 over an OR query ranks documents matching the most and
 rarest words first.
 
+Names are the exception: when a capitalised word or a number of the query ("Zembravia", "2041")
+appears in no document at all, the index has nothing on the question's subject, and the search
+returns no results (the names in ``TextSearchResponse.missing``) instead of BM25's best matches on
+the other words, which are articles about something else. Measured on the grounded-QA benchmark's
+questions: 17 of 18 about made-up subjects come back empty, none of 108 answerable ones.
+
 SQLite objects are not thread-safe, so every query opens its own (read-only) connection inside the
 worker thread that runs it; opening a local SQLite file costs microseconds.
 
@@ -40,20 +46,31 @@ __all__ = [
     "CACHE_DIR_ENV",
     "MAX_QUERY_TERMS",
     "SCHEMA_VERSION",
+    "SNIPPET_LEAD_CHARS",
     "SNIPPET_MAX_CHARS",
     "SNIPPET_SCAN_CHARS",
+    "SNIPPET_WINDOW_CHARS",
     "STOPWORDS",
     "LocalIndex",
     "default_cache_dir",
     "fts_query",
+    "query_names",
 ]
 
 #: Bump when the table layout or what goes into it changes: cached corpus indexes are keyed by it.
 SCHEMA_VERSION = 1
 #: Environment variable naming the cache directory (default ``~/.cache/studiolm``).
 CACHE_DIR_ENV = "STUDIOLM_CACHE_DIR"
-#: Snippets are readable text of about this many characters.
-SNIPPET_MAX_CHARS = 320
+#: Snippets are readable text of about this many characters: the lead sentences, or the text around
+#: the best match.
+SNIPPET_WINDOW_CHARS = 320
+#: A match deep in a document the query names by its title is shown after the document's first sentences,
+#: cut to this many characters: an encyclopedia article's first sentence says what its subject is
+#: ("Macbeth … is a tragedy by William Shakespeare"), which the text around the query's words often does
+#: not. (Shown for every deep match, the first sentence of an unrelated article got copied as the answer.)
+SNIPPET_LEAD_CHARS = 160
+#: The longest snippet: a first sentence, a space, then ``…`` and the window.
+SNIPPET_MAX_CHARS = SNIPPET_LEAD_CHARS + 1 + SNIPPET_WINDOW_CHARS
 #: Characters of a hit's body searched for the window shown as its snippet (the rank uses all of it).
 SNIPPET_SCAN_CHARS = 64 * 1024
 #: A query uses at most this many distinct content words (bounds the cost of pasted paragraphs).
@@ -97,6 +114,7 @@ FROM docs WHERE docs MATCH :match
 ORDER BY bm25(docs, {TITLE_WEIGHT}, {BODY_WEIGHT})
 LIMIT :limit
 """
+_ANY_MATCH_SQL = "SELECT 1 FROM docs WHERE docs MATCH :match LIMIT 1"
 # ``url`` is UNINDEXED, so this scans the table: about a millisecond for the 10k-article corpus.
 _DOCUMENT_SQL = "SELECT title, body, url FROM docs WHERE url = :url LIMIT 1"
 
@@ -107,7 +125,11 @@ def fts_query(text: str) -> str | None:
     Every term is a quoted string, so FTS5 syntax in user input (``:``, ``"``, ``*``, ``-``, ``(``,
     ``NEAR``, ``AND``) is searched for as plain words and never raises.
     """
-    return " OR ".join('"' + term.replace('"', '""') + '"' for term in query_terms(text)) or None
+    return " OR ".join(_quoted(term) for term in query_terms(text)) or None
+
+
+def _quoted(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
 
 
 def query_terms(text: str) -> list[str]:
@@ -119,6 +141,18 @@ def query_terms(text: str) -> list[str]:
             if len(terms) == MAX_QUERY_TERMS:
                 break
     return list(terms)
+
+
+def query_names(text: str) -> list[str]:
+    """The words of a query that name something: capitalised or holding a digit, stopwords aside
+    ("What is the capital of Zembravia in 2041?" -> ``["Zembravia", "2041"]``)."""
+    names: dict[str, None] = {}
+    for word in _WORD.findall(unicodedata.normalize("NFKC", text)):
+        if (word[0].isupper() or any(c.isdigit() for c in word)) and word.casefold() not in STOPWORDS:
+            names.setdefault(word)
+            if len(names) == MAX_QUERY_TERMS:
+                break
+    return list(names)
 
 
 def default_cache_dir() -> Path:
@@ -219,23 +253,30 @@ class LocalIndex(SearchBackend):
         return self
 
     async def search(self, query: str, *, max_results: int = 5) -> TextSearchResponse:
-        """BM25-ranked hits for the content words of ``query``; no content words -> no results."""
+        """BM25-ranked hits for the content words of ``query``; no content words, or a name no
+        document mentions (listed in the response's ``missing``), -> no results."""
         check_max_results(max_results)
         self._check_open()
         match = fts_query(query)
         if match is None:
             return TextSearchResponse(results=(), backend=self.name)
         try:
-            rows = await asyncio.to_thread(self._search_sync, match, max_results)
+            rows, missing = await asyncio.to_thread(self._search_sync, match, query_names(query), max_results)
         except (sqlite3.Error, OSError) as exc:
             message = f"local index {self.name!r} at {self.db_path} cannot be used: {exc}"
             raise SearchUnavailableError(message, backend=self.name, query=query) from exc
-        words = _term_pattern(query_terms(query))
-        results = tuple(
-            SearchResult(title=title, url=url, snippet=_snippet(head, words), source=self.source)
+        terms = query_terms(query)
+        words = _term_pattern(terms)
+        results = [
+            SearchResult(title=title, url=url, snippet=_snippet(head, words, _names_title(terms, title)),
+                         source=self.source)
             for title, url, head in rows
-        )
-        return TextSearchResponse(results=results, backend=self.name)
+        ]
+        # What a reader (or model) sees is the title and snippet: the hits showing more of the query's
+        # words come first, BM25's order otherwise (a stable sort). "capital of Botswana": Gaborone's
+        # "the capital … of Botswana" before the article Botswana, whose lead does not name its capital.
+        results.sort(key=lambda r: -_shown_terms(words, f"{r.title} {r.snippet}"))
+        return TextSearchResponse(results=tuple(results), backend=self.name, missing=missing)
 
     async def document(self, url: str) -> Document | None:
         """The indexed document whose URL is ``url`` (its full text, not a snippet), or None.
@@ -258,11 +299,15 @@ class LocalIndex(SearchBackend):
 
     # -- worker-thread side -------------------------------------------------------------------
 
-    def _search_sync(self, match: str, limit: int) -> list[tuple[str, str, str]]:
+    def _search_sync(
+        self, match: str, names: list[str], limit: int
+    ) -> tuple[list[tuple[str, str, str]], tuple[str, ...]]:
+        """The ranked rows, or none and the names no document mentions (one index lookup per name)."""
         self._ensure_ready()
         params = {"match": match, "limit": limit, "scan": SNIPPET_SCAN_CHARS}
         with closing(_connect_read_only(self.db_path)) as conn:
-            return conn.execute(_SEARCH_SQL, params).fetchall()
+            missing = tuple(n for n in names if conn.execute(_ANY_MATCH_SQL, {"match": _quoted(n)}).fetchone() is None)
+            return ([] if missing else conn.execute(_SEARCH_SQL, params).fetchall()), missing
 
     def _document_sync(self, url: str) -> tuple[str, str, str] | None:
         self._ensure_ready()
@@ -306,31 +351,46 @@ class LocalIndex(SearchBackend):
 
 def _term_pattern(terms: list[str]) -> re.Pattern[str] | None:
     """Words starting like one of ``terms``: FTS5 matches Porter stems ("ships" finds "ship"), so a
-    term's last letters are left open. Only for placing the snippet; the search itself is FTS5's."""
+    term's last letters are left open. For placing and ordering snippets; the search itself is FTS5's."""
     stems = sorted({t[:-2] if len(t) > 5 else t[:-1] if len(t) > 3 else t for t in terms}, key=len, reverse=True)
     if not stems:
         return None
     return re.compile(r"(?<![^\W_])(?:" + "|".join(map(re.escape, stems)) + ")", re.IGNORECASE)
 
 
-def _snippet(head: str, words: re.Pattern[str] | None) -> str:
-    """Readable ~300-character text around the best match in ``head`` (at most ``SNIPPET_SCAN_CHARS``).
+def _shown_terms(words: re.Pattern[str] | None, text: str) -> int:
+    """How many distinct query words (by the stems of :func:`_term_pattern`) ``text`` shows."""
+    return len({m.group().casefold() for m in words.finditer(text)}) if words is not None else 0
+
+
+def _names_title(terms: list[str], title: str) -> bool:
+    """Whether the query names this document: every content word of its title is a query word."""
+    words = query_terms(title)
+    return bool(words) and set(words) <= set(terms)
+
+
+def _snippet(head: str, words: re.Pattern[str] | None, named: bool = False) -> str:
+    """Readable text showing the best match in ``head`` (at most ``SNIPPET_SCAN_CHARS``), at most
+    :data:`SNIPPET_MAX_CHARS` long.
 
     When the best window is within the first sentences, whole sentences read better than a window;
-    otherwise the window is the text around the match. Linear in ``len(head)``.
+    otherwise the window is the text around the match, after the document's first sentence when the
+    query ``named`` the document (the sentence saying what it is). Linear in ``len(head)``.
     """
     text = collapse_space(head)
-    lead = first_sentences(text[: SNIPPET_MAX_CHARS * 2], SNIPPET_MAX_CHARS)
+    lead = first_sentences(text[: SNIPPET_WINDOW_CHARS * 2], SNIPPET_WINDOW_CHARS)
     start = _best_window(text, words) if words is not None else None
     if start is None or start < len(lead):  # the best match is in the lead: show whole sentences
         return lead
-    cut = max(start - SNIPPET_MAX_CHARS // 4, 0)  # some context before the match
+    first = first_sentences(text[: SNIPPET_LEAD_CHARS * 2], SNIPPET_LEAD_CHARS) if named else ""
+    cut = max(start - SNIPPET_WINDOW_CHARS // 4, len(first))  # some context before the match
     cut = text.find(" ", cut, start) + 1 or cut  # from a word start
-    return ELLIPSIS + truncate(text[cut:], SNIPPET_MAX_CHARS)
+    window = ELLIPSIS + truncate(text[cut:], SNIPPET_WINDOW_CHARS)
+    return f"{first} {window}" if first else window
 
 
 def _best_window(text: str, words: re.Pattern[str]) -> int | None:
-    """Where the ``SNIPPET_MAX_CHARS``-wide window with the most distinct matched words starts (the
+    """Where the ``SNIPPET_WINDOW_CHARS``-wide window with the most distinct matched words starts (the
     first such), or None when nothing matches: one pass with two pointers."""
     found = [(m.start(), m.group().casefold()) for m in words.finditer(text)]
     counts: dict[str, int] = {}
@@ -338,7 +398,7 @@ def _best_window(text: str, words: re.Pattern[str]) -> int | None:
     left = 0
     for position, word in found:
         counts[word] = counts.get(word, 0) + 1
-        while position - found[left][0] > SNIPPET_MAX_CHARS // 2:
+        while position - found[left][0] > SNIPPET_WINDOW_CHARS // 2:
             gone = found[left][1]
             counts[gone] -= 1
             if not counts[gone]:

@@ -49,12 +49,19 @@ class SearchFallback:
 
 @dataclass(frozen=True, slots=True)
 class TextSearchResponse:
-    """Results of a text search, the backend that produced them, and any fallbacks taken."""
+    """Results of a text search, the backend that produced them, and any fallbacks taken.
+
+    ``missing`` lists the names in the query (capitalised words, numbers) that the backend's documents
+    never mention: a local index returns no results then, rather than matches on the query's other
+    words ("the capital of Zembravia" is not answered by articles on other capitals). Web backends
+    leave it empty.
+    """
 
     results: tuple[SearchResult, ...]
     backend: str
     fallbacks: tuple[SearchFallback, ...] = ()
     cached: bool = False
+    missing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -371,7 +371,8 @@ class LlamaBackend(ModelBackend):
         """Grammar-constrained JSON; tool-calling decisions only for tiers measured to make them well."""
         tier = self._tiers.get(model)
         return Capabilities(tool_calling=bool(tier and tier.tool_calling), json_schema=True, json_object=True,
-                            abstains=tier.abstains if tier is not None else True)
+                            abstains=tier.abstains if tier is not None else True,
+                            answer_example=bool(tier and tier.answer_example))
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """Generate in a worker thread; yield text pieces as they arrive, then the result."""

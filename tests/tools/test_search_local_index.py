@@ -12,7 +12,7 @@ import pytest
 from tools import _corpus
 from tools._corpus import Document, wikipedia_url
 from tools._exceptions import CorpusNotFoundError, SearchUnavailableError, ToolsUsageError, UnsupportedSearchError
-from tools._local_index import SNIPPET_MAX_CHARS, LocalIndex, fts_query
+from tools._local_index import SNIPPET_MAX_CHARS, LocalIndex, fts_query, query_names
 
 
 def _corpus_installed() -> bool:
@@ -76,6 +76,42 @@ async def test_corpus_snippet_deep_in_an_article_shows_the_match(corpus_index: L
     top = response.results[0]
     assert top.title == "A Sunday Afternoon on the Island of La Grande Jatte"
     assert "pointillist" in top.snippet
+
+
+@needs_corpus
+async def test_corpus_snippet_of_a_deep_match_starts_with_what_the_article_is(corpus_index: LocalIndex) -> None:
+    response = await corpus_index.search("Who wrote the play Macbeth?")
+
+    top = response.results[0]
+    assert top.title == "Macbeth"
+    # The words match deep in the article; its first sentence names the author.
+    assert top.snippet.startswith("The Tragedy of Macbeth, often shortened to Macbeth, is a tragedy by William")
+    assert "…" in top.snippet and len(top.snippet) <= SNIPPET_MAX_CHARS
+
+
+@needs_corpus
+@pytest.mark.parametrize(
+    ("query", "missing"),
+    [
+        ("What is the capital of the Republic of Zembravia?", ("Zembravia",)),
+        ("Which team won the 2041 FIFA World Cup?", ("2041",)),
+        ("Who wrote Crime and Punishment in Quistbrook in 2039?", ("Quistbrook", "2039")),
+    ],
+)
+async def test_corpus_a_name_no_article_mentions_returns_no_results(
+    corpus_index: LocalIndex, query: str, missing: tuple[str, ...]
+) -> None:
+    response = await corpus_index.search(query)
+
+    assert response.results == () and response.missing == missing
+
+
+@needs_corpus
+async def test_corpus_unknown_lowercase_words_do_not_empty_the_search(corpus_index: LocalIndex) -> None:
+    # Only names (capitalised words, numbers) decide; an unknown ordinary word is just not matched.
+    response = await corpus_index.search("who wrote macbeth zorblatting")
+
+    assert response.results[0].title == "Macbeth" and response.missing == ()
 
 
 @needs_corpus
@@ -157,6 +193,24 @@ def test_fts_query_is_an_or_of_quoted_content_words() -> None:
     assert fts_query("the the THE") is None
 
 
+def test_query_names_are_capitalised_words_and_numbers_not_question_words() -> None:
+    assert query_names("What is the capital of Zembravia in 2041?") == ["Zembravia", "2041"]
+    assert query_names("Who wrote Crime and Punishment?") == ["Crime", "Punishment"]
+    assert query_names("how tall is mount everest") == []
+
+
+async def test_a_name_no_document_mentions_empties_the_search_and_is_reported(tmp_path: Path) -> None:
+    docs = [Document("Mercury", "Mercury is the closest planet to the Sun.", "u:1"),
+            Document("Venus", "Venus is the second planet from the Sun.", "u:2")]
+    index = await LocalIndex.build(tmp_path / "i.sqlite3", docs)
+
+    unknown = await index.search("Which planet is closest to the star Vorlax?")
+    known = await index.search("Which planet is closest to the Sun?")
+
+    assert unknown.results == () and unknown.missing == ("Vorlax",)
+    assert known.results[0].title == "Mercury" and known.missing == ()
+
+
 # ---------------------------------------------------------------------------------------------
 # Indexes built from documents and folders
 
@@ -184,7 +238,20 @@ async def test_long_body_snippet_is_the_text_around_the_match(tmp_path: Path) ->
 
     assert "lighthouse keeper counted the ships" in snippet
     assert snippet.startswith("…") and snippet.endswith("…")
-    assert 150 <= len(snippet) <= SNIPPET_MAX_CHARS + 1
+    assert 150 <= len(snippet) <= SNIPPET_MAX_CHARS
+
+
+async def test_a_deep_match_in_a_document_the_query_names_comes_after_its_first_sentence(tmp_path: Path) -> None:
+    filler = "Nothing of interest happens in this sentence at all. "
+    body = "The Lighthouse Log is a diary kept by Ann Grey. " + filler * 30 + "Ann counted the ships in the log. "
+    index = await LocalIndex.build(tmp_path / "i.sqlite3", [Document("Lighthouse Log", body, "u:1")])
+
+    snippet = (await index.search("Who counted the ships in the Lighthouse Log?")).results[0].snippet
+
+    lead, _, window = snippet.partition(" …")
+    assert lead.startswith("The Lighthouse Log is a diary kept by Ann Grey.")
+    assert "Ann counted the ships in the log." in window and len(snippet) <= SNIPPET_MAX_CHARS
+    assert 150 <= len(snippet) <= SNIPPET_MAX_CHARS
 
 
 async def test_concurrent_searches_share_one_index_safely(tmp_path: Path) -> None:
