@@ -12,10 +12,13 @@ index, and scores:
 * the median seconds per question.
 
 Each run's figures are kept per tier in ``results/grounded_qa.json`` and the markdown table of every
-tier is rewritten into ``results/grounded_qa.md``.
+tier is rewritten into ``results/grounded_qa.md``. ``--questions benchmarks/grounded_qa_heldout.json``
+asks the held-out set (``make_grounded_qa --held-out``: questions no prompt was chosen on), kept in a
+row of its own.
 
     .venv/bin/python -m benchmarks.bench_grounded_qa [--model qwen2.5-coder-0.5b-instruct] [--limit N]
         [--max-tokens 48] [--modes false,force] [--only benchmarks/grounded_qa_slice.json] [--no-write]
+        [--questions benchmarks/grounded_qa_heldout.json]
 """
 
 from __future__ import annotations
@@ -206,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     if (args.limit is not None and args.limit < 1) or not modes or any(m not in MODES for m in modes):
         parser.error(f"--limit must be >= 1 and --modes a comma-separated subset of {', '.join(MODES)}")
     questions = load_questions(args.questions, args.limit, args.only)
+    # Another question file (the held-out set) gets a row of its own.
+    row = args.model if args.questions.resolve() == QUESTIONS_FILE else f"{args.model}, {args.questions.stem}"
     command = "nice -n 10 .venv/bin/python -m benchmarks.bench_grounded_qa " + " ".join(argv or [])
     run: dict[str, Any] = {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "command": command.strip(),
                            "modes": {}, "max_tokens": args.max_tokens}
@@ -213,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:  # the report is saved after each mode: a long run cut short keeps what it measured
             run["modes"][mode] = run_mode(client, args.model, MODES[mode], questions, args.max_tokens)
             if not args.no_write:
-                save(args.model, run)
-    print(render({args.model: run}))
+                save(row, run)
+    print(render({row: run}))
     return 0
 
 

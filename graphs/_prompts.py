@@ -62,14 +62,15 @@ SEARCH_INSTRUCTIONS = (
 PLAIN_SEARCH_INSTRUCTIONS = (
     "Answer the question in one sentence using the search results above. Cite the result you used like [1]."
 )
-# For models shown the worked example (Capabilities.answer_example): SEARCH_INSTRUCTIONS without the decline,
-# which the example answers in kind. Qwen2.5-Coder-0.5B, temperature 0, with the offline index's relevance
-# cut (made-up subjects get no results, so no reply needs to decline): 0.89 on the 108 benchmark questions
-# and 0.88 on 108 held-out ones, against 0.84 / 0.72 for SEARCH_INSTRUCTIONS and 0.77 for this wording
-# without the example ("<country> is the capital of <country>" answers).
+# For models shown the worked example (Capabilities.answer_example); it never offers to decline: the offline
+# index returns nothing for a made-up subject, and then NO_RESULTS_INSTRUCTIONS applies. Qwen2.5-Coder-0.5B,
+# temperature 0, forced search (benchmarks/results/grounded_qa.md): 0.92 on the 108 benchmark questions and
+# 0.85 on 108 held-out ones; SEARCH_INSTRUCTIONS without the example 0.84 / 0.72. Without its first sentence
+# ("Answer the question in one full sentence ...") 0.88 on both sets, and 0.77 without the example
+# ("<country> is the capital of <country>" answers).
 EXAMPLE_INSTRUCTIONS = (
-    "Answer the question in one full sentence that names the answer, and cite the result you used at the end "
-    "of the sentence like [1]."
+    "Find the search result that answers the question. Answer in one full sentence that names the answer, "
+    "and cite that result at the end of the sentence like [1]."
 )
 # With nothing to ground on, any answer would be the model's own (a 0.5B model invents a capital for
 # "Zembravia" when shown five articles about other capitals); the offline index returns nothing for a

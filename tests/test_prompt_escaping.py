@@ -145,7 +145,7 @@ def test_a_worked_example_precedes_the_question_only_for_models_that_need_it(ans
     if shown:  # laid out like the real turn: results block, the same instruction, then the question
         assert sent[1].content.startswith("<search_results>\n[1] Paris\n")
         assert sent[1].content.endswith(f"Question: {EXAMPLE_QUESTION}") and sent[2].content == EXAMPLE_ANSWER
-        assert "Answer the question in one full sentence" in sent[3].content
+        assert "Find the search result that answers the question." in sent[3].content
         assert "do not contain the answer" not in sent[3].content  # the example never declines
         assert sent[1].content.split("</search_results>")[1].split("Question:")[0] == \
             sent[3].content.split("</search_results>")[1].split("Question:")[0]
