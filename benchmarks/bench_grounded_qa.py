@@ -24,6 +24,7 @@ row of its own.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import re
 import statistics
@@ -182,7 +183,14 @@ def _same_questions(row: dict[str, Any], modes: dict[str, Any]) -> bool:
 
 
 def save(model: str, run: dict[str, Any]) -> None:
-    """Record ``run`` as ``model``'s figures and rewrite the report of every tier."""
+    """Record ``run`` as ``model``'s figures and rewrite the report of every tier (under a lock: runs of
+    two tiers at once both finish by rewriting the same files)."""
+    with open(RESULTS_JSON.with_suffix(".lock"), "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _save(model, run)
+
+
+def _save(model: str, run: dict[str, Any]) -> None:
     results = json.loads(RESULTS_JSON.read_text(encoding="utf-8")) if RESULTS_JSON.exists() else {}
     earlier = results.get(model, {"modes": {}})
     # A run of one mode keeps the other mode's figures when they cover the same questions.

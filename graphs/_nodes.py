@@ -33,7 +33,7 @@ from langgraph.runtime import Runtime
 from graphs import _prompts as prompts
 from graphs._events import GenerationStarted, QueryPlanned, SearchDecided, Token
 from graphs._searching import emit_completed, emit_images, number, search_images, search_text
-from graphs._state import ChatDeps, ChatState, SearchDecision
+from graphs._state import ChatDeps, ChatState, SearchDecision, results_wanted
 from graphs._tools import exhausted_budget, offered_tools, route_to_model, uses_search_decision
 from graphs._validate import json_mode_messages
 from graphs.model import Message, ModelRequest, ModelResult, SamplingParams, TextDelta, ToolCall
@@ -150,7 +150,7 @@ async def web_search(state: ChatState, runtime: Runtime[ChatDeps]) -> ChatState:
     deps = runtime.context
     known = list(state.get("sources", []))
     query = state.get("queries", [""])[-1]
-    searched = await search_text(deps.search, query, state["request"].max_results or deps.limits.max_results)
+    searched = await search_text(deps.search, query, results_wanted(state, deps.limits))
     new, ids = number(known, searched.results)
     emit_completed(query, searched, ids, [*known, *new])
     errors = [searched.error] if searched.error else []
@@ -239,11 +239,8 @@ def _model_messages(state: ChatState) -> list[Message]:
         return prompts.grounded_messages(messages, block, prompts.IMAGE_INSTRUCTIONS)
     if state.get("planned_search"):
         block = prompts.format_results(state.get("sources", []))
-        caps, found = state["capabilities"], bool(state.get("sources"))
-        example = caps.answer_example and found
-        instructions = prompts.search_instructions(caps.abstains, found, example)
-        turns = prompts.example_turns(instructions) if example else []
-        return prompts.grounded_messages(messages, block, instructions, turns)
+        instructions = prompts.search_instructions(state["capabilities"].abstains, bool(state.get("sources")))
+        return prompts.grounded_messages(messages, block, instructions)
     return messages
 
 

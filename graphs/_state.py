@@ -24,6 +24,7 @@ __all__ = [
     "ValidationRecord",
     "WebSearchMode",
     "fold",
+    "results_wanted",
 ]
 
 WebSearchMode = Literal["off", "auto", "force", "images"]
@@ -89,6 +90,12 @@ class ChatRequest:
     n: int = 1
     #: Results read per search, when the request says (else ``ChatLimits.max_results``).
     max_results: int | None = None
+
+
+def results_wanted(state: ChatState, limits: ChatLimits) -> int:
+    """Results per text search: the request's, else what the model reads well
+    (:attr:`graphs.Capabilities.results_read`), else ``limits.max_results``."""
+    return state["request"].max_results or state["capabilities"].results_read or limits.max_results
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,7 +63,7 @@ from graphs._searching import (
     search_text,
     tool_result_text,
 )
-from graphs._state import ChatDeps, ChatLimits, ChatState, SearchDecision, ToolDecision, ToolRun
+from graphs._state import ChatDeps, ChatLimits, ChatState, SearchDecision, ToolDecision, ToolRun, results_wanted
 from graphs._toolbox import BUILTIN_TOOLS, SEARCH_BUILTINS
 from graphs.model import Message, ModelRequest, SamplingParams, ToolCall, ToolSpec
 from tools import ImageResult, SearchResult, ToolArgumentsError
@@ -328,7 +328,7 @@ async def _dispatch(run: _Run, arguments: dict[str, Any], state: ChatState, deps
     if run.kind == "search":
         run.query = _query(run.call, arguments)
         backend = deps.search if name == "web_search" else deps.local_search
-        run.text_search = await search_text(backend, run.query, state["request"].max_results or limits.max_results)
+        run.text_search = await search_text(backend, run.query, results_wanted(state, limits))
         run.error = run.text_search.error
     elif run.kind == "images":
         run.query = _query(run.call, arguments)

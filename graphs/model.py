@@ -190,10 +190,10 @@ class Capabilities:
     #: Whether a grounded answer may offer the model the reply "the search results do not contain the
     #: answer" (measured per model: a very small one then declines questions its results do answer).
     abstains: bool = True
-    #: Whether a grounded answer is preceded by one worked example (results, question, cited answer),
-    #: with an instruction that never offers to decline: a very small model copies the example's form
-    #: (measured per model: the tiniest copies its content too; larger ones need no extra tokens).
-    answer_example: bool = False
+    #: How many results of a search the model reads well, when the request does not say
+    #: (``web_search_options.search_context_size``); ``None``: the client's ``ChatLimits.max_results``.
+    #: Measured per model: a 0.5B model answers better from the first result alone than from five.
+    results_read: int | None = None
 
 
 class ModelBackend(abc.ABC):

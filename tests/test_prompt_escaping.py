@@ -125,27 +125,22 @@ def test_a_search_tool_result_with_nothing_found_says_so() -> None:
     assert "(no results)" in text and "The search found nothing for this question." in text
 
 
-@pytest.mark.parametrize(("answer_example", "results"), [(True, True), (True, False), (False, True)])
-def test_a_worked_example_precedes_the_question_only_for_models_that_need_it(answer_example: bool,
-                                                                             results: bool) -> None:
+@pytest.mark.parametrize(("results_read", "options", "searched"),
+                         [(None, None, 5), (1, None, 1), (1, {"search_context_size": "high"}, 8)])
+def test_a_search_returns_what_the_model_reads_well_unless_the_request_says(
+        results_read: int | None, options: dict[str, str] | None, searched: int) -> None:
     from agent import Client, ScriptedModel
     from graphs import Capabilities
-    from graphs._prompts import EXAMPLE_ANSWER, EXAMPLE_QUESTION
     from tests.fakes import FakeSearch
 
-    model = ScriptedModel(["Gaborone is the capital [1]."], capabilities=Capabilities(answer_example=answer_example))
-    found = [SearchResult(title="Botswana", url="https://example.org/b", snippet="Capital: Gaborone.", source="fake")]
-    with Client(backend=model, search=FakeSearch(found if results else [])) as client:
-        client.chat.completions.create(model="scripted", web_search="force",
-                                       messages=[{"role": "user", "content": "Capital of Botswana?"}])
-    sent = model.requests[-1].messages
-    shown = answer_example and results
-    assert [m.role for m in sent] == ["system", *(["user", "assistant"] if shown else []), "user"]
-    assert sent[-1].content.endswith("Question: Capital of Botswana?")
-    if shown:  # laid out like the real turn: results block, the same instruction, then the question
-        assert sent[1].content.startswith("<search_results>\n[1] Paris\n")
-        assert sent[1].content.endswith(f"Question: {EXAMPLE_QUESTION}") and sent[2].content == EXAMPLE_ANSWER
-        assert "Find the search result that answers the question." in sent[3].content
-        assert "do not contain the answer" not in sent[3].content  # the example never declines
-        assert sent[1].content.split("</search_results>")[1].split("Question:")[0] == \
-            sent[3].content.split("</search_results>")[1].split("Question:")[0]
+    found = [SearchResult(title=f"R{i}", url=f"https://example.org/{i}", snippet=f"text {i}", source="fake")
+             for i in range(1, 9)]
+    model = ScriptedModel(["It is R1 [1]."], capabilities=Capabilities(results_read=results_read))
+    search = FakeSearch(found)
+    with Client(backend=model, search=search) as client:
+        response = client.chat.completions.create(
+            model="scripted", web_search="force", messages=[{"role": "user", "content": "Which one?"}],
+            **({"web_search_options": options} if options else {}))
+    assert len(response.search_results) == searched
+    prompt = model.requests[-1].messages[-1].content
+    assert f"[{searched}] R{searched}\n" in prompt and f"[{searched + 1}]" not in prompt

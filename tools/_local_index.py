@@ -75,6 +75,9 @@ SNIPPET_MAX_CHARS = SNIPPET_LEAD_CHARS + 1 + SNIPPET_WINDOW_CHARS
 SNIPPET_SCAN_CHARS = 64 * 1024
 #: A query uses at most this many distinct content words (bounds the cost of pasted paragraphs).
 MAX_QUERY_TERMS = 32
+#: Results are ordered by what their snippets show among at least this many BM25 hits, so a search for
+#: fewer (a small model reads one) still gets the best-shown hit first.
+ORDER_POOL = 5
 #: BM25 weights of the title and body columns.
 TITLE_WEIGHT = 10.0
 BODY_WEIGHT = 1.0
@@ -261,7 +264,8 @@ class LocalIndex(SearchBackend):
         if match is None:
             return TextSearchResponse(results=(), backend=self.name)
         try:
-            rows, missing = await asyncio.to_thread(self._search_sync, match, query_names(query), max_results)
+            pool = max(max_results, ORDER_POOL)
+            rows, missing = await asyncio.to_thread(self._search_sync, match, query_names(query), pool)
         except (sqlite3.Error, OSError) as exc:
             message = f"local index {self.name!r} at {self.db_path} cannot be used: {exc}"
             raise SearchUnavailableError(message, backend=self.name, query=query) from exc
@@ -276,6 +280,7 @@ class LocalIndex(SearchBackend):
         # words come first, BM25's order otherwise (a stable sort). "capital of Botswana": Gaborone's
         # "the capital … of Botswana" before the article Botswana, whose lead does not name its capital.
         results.sort(key=lambda r: -_shown_terms(words, f"{r.title} {r.snippet}"))
+        del results[max_results:]
         return TextSearchResponse(results=tuple(results), backend=self.name, missing=missing)
 
     async def document(self, url: str) -> Document | None:

@@ -83,9 +83,9 @@ class ModelTier:
     it writes calls in its own format (see :mod:`agent.models._tool_call_parse`). ``tool_calling`` says
     whether the chat graph may rely on its own choice to call one (measured per tier).
     ``abstains`` says whether grounded answers may offer it the "not in the results" reply
-    (:attr:`graphs.Capabilities.abstains`, measured per tier), ``answer_example`` whether they show it a
-    worked example first (:attr:`graphs.Capabilities.answer_example`). ``make_target`` is the Makefile
-    target that installs it.
+    (:attr:`graphs.Capabilities.abstains`, measured per tier), ``results_read`` how many results of a
+    search it is shown by default (:attr:`graphs.Capabilities.results_read`). ``make_target`` is the
+    Makefile target that installs it.
     """
 
     model_id: str
@@ -96,7 +96,7 @@ class ModelTier:
     native_tools: bool = False
     tool_calling: bool = False
     abstains: bool = True
-    answer_example: bool = False
+    results_read: int | None = None
     make_target: str = "make install"
 
     @property
@@ -128,10 +128,12 @@ DEFAULT_TIER = ModelTier(
     size=491_400_064,
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     native_tools=True,
-    # Grounded QA with forced search (benchmarks/results/grounded_qa.md): shown the worked example it
-    # answered 0.92 (108 questions) and 0.85 (108 held-out), against 0.84 / 0.72 offered the decline.
+    # Grounded QA with forced search (benchmarks/results/grounded_qa.md): reading the first result alone
+    # with the plain instruction it answered 0.91 (108 questions) and 0.92 (108 held-out); from five
+    # results 0.84 / 0.72 offered the decline, at best 0.92 / 0.85 with a worked example in the prompt
+    # (it took capitals and names from the neighbouring results: "The capital of Armenia is Baku").
     abstains=False,
-    answer_example=True,
+    results_read=1,
 )
 #: The opt-in quality tier: Qwen2.5-Coder-1.5B-Instruct Q4_K_M in 22 parts (``make install-quality``).
 QUALITY_TIER = ModelTier(
@@ -154,9 +156,9 @@ TINY_TIER = ModelTier(
     size=98_362_432,
     sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     # Offered the "not in the results" reply it declined 4 of 108 answerable questions and only 1 of 18
-    # made-up ones; shown the worked example it copied it ("The Eiffel Tower was designed…" for Roger
-    # Federer's nationality) and answered 49 of 88 (0.71 without it).
+    # made-up ones. Reading the first result alone: 0.87 (108 questions), against 0.74 from five.
     abstains=False,
+    results_read=1,
 )
 #: Every tier by model id, the default first.
 TIERS: Mapping[str, ModelTier] = {t.model_id: t for t in (DEFAULT_TIER, QUALITY_TIER, TINY_TIER)}

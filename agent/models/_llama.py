@@ -372,7 +372,7 @@ class LlamaBackend(ModelBackend):
         tier = self._tiers.get(model)
         return Capabilities(tool_calling=bool(tier and tier.tool_calling), json_schema=True, json_object=True,
                             abstains=tier.abstains if tier is not None else True,
-                            answer_example=bool(tier and tier.answer_example))
+                            results_read=tier.results_read if tier is not None else None)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """Generate in a worker thread; yield text pieces as they arrive, then the result."""

@@ -107,6 +107,15 @@ async def test_corpus_a_name_no_article_mentions_returns_no_results(
 
 
 @needs_corpus
+async def test_corpus_one_result_is_the_best_shown_of_the_first_hits(corpus_index: LocalIndex) -> None:
+    # BM25 ranks the article Madagascar first; the snippet of Antananarivo shows "capital" too.
+    five = await corpus_index.search("What is the capital of Madagascar?")
+    one = await corpus_index.search("What is the capital of Madagascar?", max_results=1)
+
+    assert [r.title for r in one.results] == ["Antananarivo"] == [five.results[0].title]
+
+
+@needs_corpus
 async def test_corpus_unknown_lowercase_words_do_not_empty_the_search(corpus_index: LocalIndex) -> None:
     # Only names (capitalised words, numbers) decide; an unknown ordinary word is just not matched.
     response = await corpus_index.search("who wrote macbeth zorblatting")

@@ -148,13 +148,13 @@ async def test_listing_and_capabilities_need_nothing_loaded(no_llama_cpp: None, 
 
 def test_grounding_follows_each_tiers_measured_setting(tmp_path: Path) -> None:
     backend = LlamaBackend(tmp_path / "my-model.gguf")
-    grounding = {model: (caps.abstains, caps.answer_example)
+    grounding = {model: (caps.abstains, caps.results_read)
                  for model in (DEFAULT_LOCAL_MODEL, TINY, str(tmp_path / "my-model.gguf"))
                  for caps in [backend.capabilities(model)]}
-    # The default tier gets the worked example, the tiny one the plain instruction (it copies examples),
-    # an unmeasured GGUF file the shared defaults.
-    assert grounding == {DEFAULT_LOCAL_MODEL: (False, True), TINY: (False, False),
-                         str(tmp_path / "my-model.gguf"): (True, False)}
+    # The default and tiny tiers read the first result only; an unmeasured GGUF file gets the shared
+    # defaults.
+    assert grounding == {DEFAULT_LOCAL_MODEL: (False, 1), TINY: (False, 1),
+                         str(tmp_path / "my-model.gguf"): (True, None)}
 
 
 async def test_missing_llama_cpp_is_a_model_error_with_install_hint(no_llama_cpp: None) -> None:
