@@ -164,17 +164,21 @@ def _print_sources(body: dict[str, Any], out: TextIO) -> None:
         print("search errors: " + terminal_safe("; ".join(info["errors"])), file=out)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _describe(step: dict[str, Any]) -> str:
     kind = step["type"]
     details = {
         "search.started": lambda s: f"searching {s['kind']}: {s['query']!r}",
-        "search.completed": lambda s: f"{len(s['results'])} results from {s['backend']}"
+        "search.completed": lambda s: f"{_count(len(s['results']), 'result')} from {s['backend']}"
         + "".join(f"\n      [{r['id']}] {r['title']}" for r in s["results"]),
         "search.fallback": lambda s: f"{s['backend']} unavailable ({_short(s['reason'])}); falling back",
         "search.failed": lambda s: f"search failed: {s['error']}",
         "search.decided": lambda s: ("searching" if s["search"] else "not searching") + f": {s['reason']}",
         "query.planned": lambda s: f"query ({s['planner']}): {s['query']!r}",
-        "images.completed": lambda s: f"{len(s['images'])} images from {s['backend']}",
+        "images.completed": lambda s: f"{_count(len(s['images']), 'image')} from {s['backend']}",
         "generation.started": lambda s: f"generating with {s['model']} (call {s['attempt']})",
     }
     describe = details.get(kind)

@@ -66,7 +66,7 @@ def test_ask_force_on_a_folder_index_streams_steps_and_cites_the_file(notes: Pat
     done = run("ask", "What do llamas need?", "--web-search", "force", "--index", str(db), "--model", TINY,
                "--temperature", "0", "--max-tokens", "40", cache=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "search.started" in done.stderr and "search.completed: 1 results from local" in done.stderr
+    assert "search.started" in done.stderr and "search.completed: 1 result from local" in done.stderr
     assert f"[1] Llama care — {(notes / 'llamas.md').as_uri()}" in done.stdout
 
 
