@@ -113,7 +113,7 @@ def _part(where: str, part: Any, texts: list[str], media: list[MediaPart], *, al
     kind = part.get("type") if isinstance(part, Mapping) else None
     if kind in ("text", "refusal") and isinstance(part.get(kind), str):
         texts.append(part[kind])
-    elif kind in MEDIA_PARTS and allow_media:
+    elif isinstance(kind, str) and kind in MEDIA_PARTS and allow_media:  # a list as type cannot be looked up
         _check_media(where, kind, part)
         media.append(MediaPart(kind=kind, part=dict(part), param=where))
     else:

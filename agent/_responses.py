@@ -354,7 +354,8 @@ def _message(where: str, item: Mapping[str, Any]) -> dict[str, Any]:
     extra = sorted(set(item) - {"type", "role", "content", "id", "status", "phase"})
     if extra:
         raise BadRequestError("is not a field of a message item", param=f"{where}.{extra[0]}")
-    role = _ROLES.get(item.get("role"))  # type: ignore[arg-type]
+    given = item.get("role")
+    role = _ROLES.get(given) if isinstance(given, str) else None  # a list as role cannot be looked up
     if role is None:
         raise BadRequestError(f"role must be one of {', '.join(_ROLES)}", param=f"{where}.role")
     return {"role": role, "content": _text(f"{where}.content", item.get("content"))}

@@ -38,6 +38,9 @@ BAD_CASES = [
     ("messages[0].content", {"messages": [{"role": "user", "content": 42}]}),
     ("messages[0].content[0].image_url", {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}),
     ("messages[0].content[0]", {"messages": [{"role": "user", "content": [{"type": "video"}]}]}),
+    # An unhashable type was a 500 (found by the server fuzz test).
+    ("messages[0].content[0]", {"messages": [{"role": "user", "content": [{"type": ["image_url"], "text": "x"}]}]}),
+    ("messages[0].content[0]", {"messages": [{"role": "user", "content": [{"type": {"a": 1}}]}]}),
     ("messages[0].tool_call_id", {"messages": [{"role": "tool", "content": "x"}]}),
     ("model", {"model": ""}),
     ("model", {"model": 7}),

@@ -74,6 +74,7 @@ def test_input_items_become_chat_messages() -> None:
     ([{"type": "reasoning", "summary": []}], "input[0].type"),
     ([{"role": "user", "content": "x", "extra": 1}], "input[0].extra"),
     ([{"type": "function_call", "name": "f", "arguments": "{}"}], "input[0].call_id"),
+    ([{"role": ["user"], "content": "x"}], "input[0].role"),  # an unhashable role was a TypeError
 ])
 def test_bad_input_items_are_named(value: object, param: str) -> None:
     with pytest.raises(BadRequestError) as caught:
