@@ -36,7 +36,8 @@ FIELDS: Mapping[str, tuple[Handling, str]] = {
     "max_output_tokens": ("applied", "The most tokens the answer may use (chat's max_tokens)."),
     "temperature": ("applied", "Sampling temperature, 0-2 (default 0.7, as chat completions)."),
     "top_p": ("applied", "Nucleus sampling mass, 0-1."),
-    "tools": ("applied", "web_search / web_search_preview, flat function tools, and (SDK) Python tools."),
+    "tools": ("applied", "web_search / web_search_preview (search_context_size: 3, 5 or 8 results per search), "
+              "flat function tools, and (SDK) Python tools."),
     "tool_choice": ("applied", '"auto", "none", "required", {"type": "function", "name"}, {"type": "web_search"}.'),
     "text": ("applied", 'text.format: {"type": "text" | "json_object" | "json_schema", ...}; verbosity: no-op.'),
     "metadata": ("applied", "Up to 16 string pairs, echoed in the response and stored with it."),
@@ -143,11 +144,12 @@ def parse_responses_request(params: Mapping[str, Any]) -> ParsedResponsesRequest
     previous = params.get("previous_response_id")
     if previous is not None and not (isinstance(previous, str) and previous):
         raise BadRequestError("must be a response id", param="previous_response_id")
-    tools, mode = _tools(params.get("tools"))
+    tools, mode, size = _tools(params.get("tools"))
     choice, forced = _tool_choice(params.get("tool_choice"))
     chat = {"model": params.get("model"), "temperature": params.get("temperature"), "top_p": params.get("top_p"),
             "max_tokens": params.get("max_output_tokens"), "tools": tools, "tool_choice": choice,
-            "response_format": _text_format(params.get("text")), "web_search": "force" if forced else mode or False}
+            "response_format": _text_format(params.get("text")), "web_search": "force" if forced else mode or False,
+            "web_search_options": {"search_context_size": size} if size else None}
     return ParsedResponsesRequest(
         chat=chat, instructions=instructions, input_messages=input_messages(params.get("input")),
         store=_flag(params, "store", default=True), previous_response_id=previous,
@@ -259,28 +261,30 @@ def _include(value: Any) -> frozenset[str]:
 # --- tools, tool_choice, text.format ---------------------------------------------------------------
 
 
-def _tools(tools: Any) -> tuple[Any, str | None]:
-    """The chat ``tools`` list (same positions, so errors name the right index) and the search mode."""
+def _tools(tools: Any) -> tuple[Any, str | None, str | None]:
+    """The chat ``tools`` list (same positions, so errors name the right index), the search mode and the
+    web search tool's ``search_context_size``."""
     if tools is None or isinstance(tools, str | bytes | Mapping) or not isinstance(tools, Sequence):
-        return tools, None  # None, or a mistake build_request names
+        return tools, None, None  # None, or a mistake build_request names
     converted: list[Any] = []
-    mode = None
+    mode = size = None
     for index, tool in enumerate(tools):
         kind = tool.get("type") if isinstance(tool, Mapping) else None
         if isinstance(kind, str) and _WEB_SEARCH.match(kind):
             _check_web_search(f"tools[{index}]", tool)
             converted.append("web_search")
-            mode = "auto"
+            mode, size = "auto", tool.get("search_context_size") or size
         elif kind == "function" and isinstance(tool, Mapping) and "function" not in tool:
             converted.append({"type": "function", "function": {k: v for k, v in tool.items() if k != "type"}})
         else:
             converted.append(tool)
-    return converted, mode
+    return converted, mode, size
 
 
 def _check_web_search(where: str, tool: Mapping[str, Any]) -> None:
-    # search_context_size, user_location, external_web_access: accepted, no-ops (one search backend,
-    # no location). filters (allowed domains) cannot be honoured silently.
+    # search_context_size sets the results per search (as the chat field); user_location and
+    # external_web_access are accepted no-ops (one search backend, no location). filters (allowed
+    # domains) cannot be honoured silently.
     extra = sorted(set(tool) - _WEB_SEARCH_OPTIONS)
     if extra:
         raise BadRequestError("not supported by this server's web search", param=f"{where}.{extra[0]}")

@@ -239,7 +239,9 @@ def _model_messages(state: ChatState) -> list[Message]:
         return prompts.grounded_messages(messages, block, prompts.IMAGE_INSTRUCTIONS)
     if state.get("planned_search"):
         block = prompts.format_results(state.get("sources", []))
-        instructions = prompts.search_instructions(state["capabilities"].abstains, bool(state.get("sources")))
+        # A failed search is reported as such (search.failed, web_search.errors), not as "found nothing".
+        found = bool(state.get("sources") or state.get("search_errors"))
+        instructions = prompts.search_instructions(state["capabilities"].abstains, found)
         return prompts.grounded_messages(messages, block, instructions)
     return messages
 

@@ -53,7 +53,9 @@ class ChatLimits:
     """Budgets for one run."""
 
     max_search_rounds: int = MAX_SEARCH_ROUNDS
-    max_results: int = MAX_RESULTS_PER_SEARCH
+    #: Results per text search; ``None``: what the model reads well (``Capabilities.results_read``),
+    #: else ``MAX_RESULTS_PER_SEARCH``. A request's ``search_context_size`` wins over both.
+    max_results: int | None = None
     max_images: int = MAX_IMAGES
     #: JSON mode: re-asks after an invalid output (each costs two graph steps; past ~12, raise
     #: ``step_limit`` too).
@@ -93,9 +95,10 @@ class ChatRequest:
 
 
 def results_wanted(state: ChatState, limits: ChatLimits) -> int:
-    """Results per text search: the request's, else what the model reads well
-    (:attr:`graphs.Capabilities.results_read`), else ``limits.max_results``."""
-    return state["request"].max_results or state["capabilities"].results_read or limits.max_results
+    """Results per text search: the request's, else the client's ``limits.max_results``, else what the
+    model reads well (:attr:`graphs.Capabilities.results_read`), else ``MAX_RESULTS_PER_SEARCH``."""
+    return (state["request"].max_results or limits.max_results or state["capabilities"].results_read
+            or MAX_RESULTS_PER_SEARCH)
 
 
 @dataclass(frozen=True, slots=True)

@@ -191,7 +191,7 @@ class Capabilities:
     #: answer" (measured per model: a very small one then declines questions its results do answer).
     abstains: bool = True
     #: How many results of a search the model reads well, when the request does not say
-    #: (``web_search_options.search_context_size``); ``None``: the client's ``ChatLimits.max_results``.
+    #: (``web_search_options.search_context_size``) or the client (``ChatLimits.max_results``); ``None``: 5.
     #: Measured per model: a 0.5B model answers better from the first result alone than from five.
     results_read: int | None = None
 

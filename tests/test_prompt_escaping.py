@@ -120,16 +120,28 @@ def test_a_search_that_found_nothing_asks_every_model_to_say_so(abstains: bool) 
     assert "cite the result" not in prompt.lower()
 
 
+def test_a_failed_search_is_not_called_a_search_that_found_nothing() -> None:
+    from agent import Client, ScriptedModel
+    from tests.fakes import FakeSearch
+
+    model = ScriptedModel(["I could not search."])
+    with Client(backend=model, search=FakeSearch(fail=True)) as client:
+        response = client.chat.completions.create(model="scripted", web_search="force",
+                                                  messages=[{"role": "user", "content": "Capital of Botswana?"}])
+    prompt = "\n".join(str(m.content) for m in model.requests[-1].messages)
+    assert response.web_search["errors"] and "The search found nothing" not in prompt
+
+
 def test_a_search_tool_result_with_nothing_found_says_so() -> None:
     text = tool_result_text([], [], None, abstains=False)
     assert "(no results)" in text and "The search found nothing for this question." in text
 
 
 @pytest.mark.parametrize(("results_read", "options", "searched"),
-                         [(None, None, 5), (1, None, 1), (1, {"search_context_size": "high"}, 8)])
-def test_a_search_returns_what_the_model_reads_well_unless_the_request_says(
-        results_read: int | None, options: dict[str, str] | None, searched: int) -> None:
-    from agent import Client, ScriptedModel
+                         [(None, None, 5), (1, None, 1), (1, {"search_context_size": "high"}, 8), (1, 4, 4)])
+def test_a_search_returns_what_the_model_reads_well_unless_the_request_or_client_says(
+        results_read: int | None, options: dict[str, str] | int | None, searched: int) -> None:
+    from agent import ChatLimits, Client, ScriptedModel
     from graphs import Capabilities
     from tests.fakes import FakeSearch
 
@@ -137,10 +149,11 @@ def test_a_search_returns_what_the_model_reads_well_unless_the_request_says(
              for i in range(1, 9)]
     model = ScriptedModel(["It is R1 [1]."], capabilities=Capabilities(results_read=results_read))
     search = FakeSearch(found)
-    with Client(backend=model, search=search) as client:
+    limits = ChatLimits(max_results=options) if isinstance(options, int) else ChatLimits()  # the client's own
+    with Client(backend=model, search=search, limits=limits) as client:
         response = client.chat.completions.create(
             model="scripted", web_search="force", messages=[{"role": "user", "content": "Which one?"}],
-            **({"web_search_options": options} if options else {}))
+            **({"web_search_options": options} if isinstance(options, dict) else {}))
     assert len(response.search_results) == searched
     prompt = model.requests[-1].messages[-1].content
     assert f"[{searched}] R{searched}\n" in prompt and f"[{searched + 1}]" not in prompt

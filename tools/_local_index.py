@@ -5,11 +5,14 @@ query of its content words: FTS5's default AND of every word of a whole question
 almost never matches anything, while BM25 over an OR query ranks documents matching the most and
 rarest words first.
 
-Names are the exception: when a capitalised word or a number of the query ("Zembravia", "2041")
-appears in no document at all, the index has nothing on the question's subject, and the search
-returns no results (the names in ``TextSearchResponse.missing``) instead of BM25's best matches on
-the other words, which are articles about something else. Measured on the grounded-QA benchmark's
-questions: 17 of 18 about made-up subjects come back empty, none of 108 answerable ones.
+Names can be required (``require_names``, on for the offline Wikipedia corpus, off for your own
+documents): when a capitalised word or a number of the query ("Zembravia", "2041"; not a sentence's
+first word) appears in no document at all, the encyclopedia has nothing on the question's subject,
+and the search returns no results (the names in ``TextSearchResponse.missing``) instead of BM25's
+best matches on the other words, which are articles about something else. Measured on the
+grounded-QA benchmark's questions: 17 of 18 about made-up subjects come back empty, none of 216
+answerable ones. A misspelt name finds nothing too. Off for folders: a small set of notes lacks
+many names and years a question about it may use.
 
 SQLite objects are not thread-safe, so every query opens its own (read-only) connection inside the
 worker thread that runs it; opening a local SQLite file costs microseconds.
@@ -70,7 +73,7 @@ SNIPPET_WINDOW_CHARS = 320
 #: not. (Shown for every deep match, the first sentence of an unrelated article got copied as the answer.)
 SNIPPET_LEAD_CHARS = 160
 #: The longest snippet: a first sentence, a space, then ``…`` and the window.
-SNIPPET_MAX_CHARS = SNIPPET_LEAD_CHARS + 1 + SNIPPET_WINDOW_CHARS
+SNIPPET_MAX_CHARS = SNIPPET_LEAD_CHARS + 2 + SNIPPET_WINDOW_CHARS
 #: Characters of a hit's body searched for the window shown as its snippet (the rank uses all of it).
 SNIPPET_SCAN_CHARS = 64 * 1024
 #: A query uses at most this many distinct content words (bounds the cost of pasted paragraphs).
@@ -147,11 +150,17 @@ def query_terms(text: str) -> list[str]:
 
 
 def query_names(text: str) -> list[str]:
-    """The words of a query that name something: capitalised or holding a digit, stopwords aside
-    ("What is the capital of Zembravia in 2041?" -> ``["Zembravia", "2041"]``)."""
+    """The words of a query that name something: capitalised (not as a sentence's first word) or
+    holding a digit, stopwords aside ("What is the capital of Zembravia in 2041?" -> ``["Zembravia",
+    "2041"]``; "Summarize the notes" -> ``[]``)."""
     names: dict[str, None] = {}
-    for word in _WORD.findall(unicodedata.normalize("NFKC", text)):
-        if (word[0].isupper() or any(c.isdigit() for c in word)) and word.casefold() not in STOPWORDS:
+    text = unicodedata.normalize("NFKC", text)
+    for match in _WORD.finditer(text):
+        word, i = match.group(), match.start() - 1
+        while i >= 0 and text[i].isspace():  # the character before the word (linear: gaps are scanned once)
+            i -= 1
+        capitalised = word[0].isupper() and i >= 0 and text[i] not in ".!?"
+        if (capitalised or any(c.isdigit() for c in word)) and word.casefold() not in STOPWORDS:
             names.setdefault(word)
             if len(names) == MAX_QUERY_TERMS:
                 break
@@ -177,11 +186,15 @@ class LocalIndex(SearchBackend):
     """
 
     def __init__(
-        self, db_path: str | os.PathLike[str], *, name: str = FOLDER_INDEX_NAME, source: str | None = None
+        self, db_path: str | os.PathLike[str], *, name: str = FOLDER_INDEX_NAME, source: str | None = None,
+        require_names: bool | None = None,
     ) -> None:
         self.db_path = Path(db_path).expanduser().absolute()
         self.name = name
         self.source = source or name
+        #: Whether a query name no document mentions means no results (see the module docstring);
+        #: default: on for the offline corpus index, off otherwise.
+        self.require_names = name == CORPUS_INDEX_NAME if require_names is None else require_names
         self.document_count: int | None = None
         self.skipped: tuple[SkippedFile, ...] = ()
         self._pending_build: Callable[[], None] | None = None
@@ -206,9 +219,10 @@ class LocalIndex(SearchBackend):
         *,
         name: str = FOLDER_INDEX_NAME,
         source: str | None = None,
+        require_names: bool | None = None,
     ) -> LocalIndex:
         """Index ``documents`` into ``db_path`` now (replacing any file there atomically)."""
-        index = cls(db_path, name=name, source=source)
+        index = cls(db_path, name=name, source=source, require_names=require_names)
         index._pending_build = partial(_write_index, index.db_path, documents, index._meta())
         return await index.prepare()
 
@@ -265,7 +279,8 @@ class LocalIndex(SearchBackend):
             return TextSearchResponse(results=(), backend=self.name)
         try:
             pool = max(max_results, ORDER_POOL)
-            rows, missing = await asyncio.to_thread(self._search_sync, match, query_names(query), pool)
+            names = query_names(query) if self.require_names else []
+            rows, missing = await asyncio.to_thread(self._search_sync, match, names, pool)
         except (sqlite3.Error, OSError) as exc:
             message = f"local index {self.name!r} at {self.db_path} cannot be used: {exc}"
             raise SearchUnavailableError(message, backend=self.name, query=query) from exc

@@ -156,3 +156,18 @@ async def test_auto_search_and_python_tools_run_inside_the_graph() -> None:
     assert final["output"][0]["action"]["query"] == "Paris population"
     assert calls == ["Paris"] and [run["name"] for run in final["tool_runs"]] == ["web_search", "population"]
     assert "response.web_search_call.completed" in [e["type"] for e in events]
+
+
+@pytest.mark.parametrize(("size", "searched"), [(None, 1), ("high", 8)])
+def test_the_web_search_tools_search_context_size_sets_the_results_per_search(size: str | None,
+                                                                              searched: int) -> None:
+    from graphs import Capabilities
+    from tools import SearchResult
+
+    found = [SearchResult(f"R{i}", f"https://example.org/{i}", f"text {i}", "fake") for i in range(1, 9)]
+    model = ScriptedModel(["R1 [1]."], capabilities=Capabilities(results_read=1))
+    tool = {"type": "web_search", **({"search_context_size": size} if size else {})}
+    with Client(backend=model, search=FakeSearch(found), response_store=MemoryResponseStore()) as client:
+        client.responses.create(model="scripted", input="Which one?", tools=[tool], tool_choice={"type": "web_search"})
+    prompt = model.requests[-1].messages[-1].content
+    assert f"[{searched}] R{searched}\n" in prompt and f"[{searched + 1}]" not in prompt

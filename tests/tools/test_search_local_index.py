@@ -12,7 +12,7 @@ import pytest
 from tools import _corpus
 from tools._corpus import Document, wikipedia_url
 from tools._exceptions import CorpusNotFoundError, SearchUnavailableError, ToolsUsageError, UnsupportedSearchError
-from tools._local_index import SNIPPET_MAX_CHARS, LocalIndex, fts_query, query_names
+from tools._local_index import SNIPPET_MAX_CHARS, SNIPPET_WINDOW_CHARS, LocalIndex, fts_query, query_names
 
 
 def _corpus_installed() -> bool:
@@ -206,18 +206,23 @@ def test_query_names_are_capitalised_words_and_numbers_not_question_words() -> N
     assert query_names("What is the capital of Zembravia in 2041?") == ["Zembravia", "2041"]
     assert query_names("Who wrote Crime and Punishment?") == ["Crime", "Punishment"]
     assert query_names("how tall is mount everest") == []
+    assert query_names("Summarize the notes. Then ask Bob.") == ["Bob"]  # a sentence's first word is no name
 
 
 async def test_a_name_no_document_mentions_empties_the_search_and_is_reported(tmp_path: Path) -> None:
     docs = [Document("Mercury", "Mercury is the closest planet to the Sun.", "u:1"),
             Document("Venus", "Venus is the second planet from the Sun.", "u:2")]
-    index = await LocalIndex.build(tmp_path / "i.sqlite3", docs)
+    strict = await LocalIndex.build(tmp_path / "s.sqlite3", docs, require_names=True)
+    lenient = await LocalIndex.build(tmp_path / "l.sqlite3", docs)  # your own documents: off by default
 
-    unknown = await index.search("Which planet is closest to the star Vorlax?")
-    known = await index.search("Which planet is closest to the Sun?")
+    unknown = await strict.search("Which planet is closest to the star Vorlax?")
+    known = await strict.search("Which planet is closest to the Sun?")
+    anyway = await lenient.search("Which planet is closest to the star Vorlax?")
 
     assert unknown.results == () and unknown.missing == ("Vorlax",)
     assert known.results[0].title == "Mercury" and known.missing == ()
+    assert anyway.results[0].title == "Mercury" and anyway.missing == ()
+    assert (strict.require_names, lenient.require_names) == (True, False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,7 +252,7 @@ async def test_long_body_snippet_is_the_text_around_the_match(tmp_path: Path) ->
 
     assert "lighthouse keeper counted the ships" in snippet
     assert snippet.startswith("…") and snippet.endswith("…")
-    assert 150 <= len(snippet) <= SNIPPET_MAX_CHARS
+    assert 150 <= len(snippet) <= SNIPPET_WINDOW_CHARS + 1  # "…" and the window
 
 
 async def test_a_deep_match_in_a_document_the_query_names_comes_after_its_first_sentence(tmp_path: Path) -> None:
@@ -260,6 +265,17 @@ async def test_a_deep_match_in_a_document_the_query_names_comes_after_its_first_
     lead, _, window = snippet.partition(" …")
     assert lead.startswith("The Lighthouse Log is a diary kept by Ann Grey.")
     assert "Ann counted the ships in the log." in window and len(snippet) <= SNIPPET_MAX_CHARS
+
+
+async def test_a_snippet_with_a_long_first_sentence_and_a_long_window_stays_bounded(tmp_path: Path) -> None:
+    first = "The Lighthouse Log " + "is very long indeed " * 20 + "and ends here. "
+    body = first + "Filler words go on and on. " * 40 + "Ann counted the ships in the log " + "again " * 100
+    index = await LocalIndex.build(tmp_path / "i.sqlite3", [Document("Lighthouse Log", body, "u:1")])
+
+    snippet = (await index.search("Who counted the ships in the Lighthouse Log?")).results[0].snippet
+
+    assert snippet.startswith("The Lighthouse Log is very long") and "Ann counted the ships" in snippet
+    assert SNIPPET_MAX_CHARS - 10 <= len(snippet) <= SNIPPET_MAX_CHARS
     assert 150 <= len(snippet) <= SNIPPET_MAX_CHARS
 
 
