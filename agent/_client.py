@@ -292,8 +292,6 @@ class _AsyncCompletions:
         return completion_of_choices(outcomes, completion_id=completion_id, created=created)
 
 
-
-
 async def _choices_stream(
     client: AsyncClient, request: ChatRequest, deps: ChatDeps, completion_id: str, created: int,
     options: StreamOptions,

@@ -239,7 +239,7 @@ async def _extract_chunk(request: ExtractRequest, deps: ChatDeps, spec: JsonForm
     metered = _Metered(deps.model)  # counts the tokens of attempts that end in a failure too
     try:
         outcome = await last_outcome(run_chat(chat, dataclasses.replace(deps, model=metered),
-                                          deps.model.capabilities(request.model)))
+                                              deps.model.capabilities(request.model)))
     except OutputValidationError as exc:
         attempts = tuple({"chunk": chunk.id, **a} for a in exc.attempts)
         return _failure(request, exc.code or "output_validation_failed", exc.message, attempts, usage=metered.usage)
@@ -278,8 +278,6 @@ class _Metered(ModelBackend):
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
                 await aclose()
-
-
 
 
 def _messages(text: str, chunk: ChunkInfo, total: int, evidence: bool) -> tuple[Message, ...]:

@@ -52,9 +52,9 @@ class TextSearchResponse:
     """Results of a text search, the backend that produced them, and any fallbacks taken.
 
     ``missing`` lists the names in the query (capitalised words, numbers) that the backend's documents
-    never mention: a local index returns no results then, rather than matches on the query's other
-    words ("the capital of Zembravia" is not answered by articles on other capitals). Web backends
-    leave it empty.
+    never mention: a local index that requires names (``LocalIndex.require_names``, on for the offline
+    corpus) returns no results then, rather than matches on the query's other words ("the capital of
+    Zembravia" is not answered by articles on other capitals). Other backends leave it empty.
     """
 
     results: tuple[SearchResult, ...]

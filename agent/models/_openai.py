@@ -76,6 +76,9 @@ DEFAULT_MAX_RETRIES = 2
 # httpcore's pool bookkeeping is quadratic in its connections (measured: 64 kept-alive connections
 # halved the server's throughput at c=64 against the default 20).
 UPSTREAM_KEEPALIVE_SECONDS = 4.0
+#: Connections to the upstream in all / kept idle (httpx's own defaults, see above).
+UPSTREAM_MAX_CONNECTIONS = 100
+UPSTREAM_MAX_IDLE_CONNECTIONS = 20
 #: Backoff before retry n (0-based) is INITIAL_RETRY_DELAY * 2**n, capped, times a jitter factor.
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
@@ -86,7 +89,8 @@ MAX_RETRY_AFTER = 60.0
 #: Statuses worth another attempt, besides every 5xx.
 RETRYABLE_STATUS_CODES = frozenset({408, 409, 429})
 #: What an OpenAI-compatible server is assumed to support unless told otherwise.
-_POOL = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=UPSTREAM_KEEPALIVE_SECONDS)
+_POOL = httpx.Limits(max_connections=UPSTREAM_MAX_CONNECTIONS, max_keepalive_connections=UPSTREAM_MAX_IDLE_CONNECTIONS,
+                     keepalive_expiry=UPSTREAM_KEEPALIVE_SECONDS)
 DEFAULT_CAPABILITIES = Capabilities(tool_calling=True, json_schema=True, json_object=True, vision=True, upstream=True)
 
 Sleep = Callable[[float], Awaitable[None]]
